@@ -1,0 +1,1 @@
+"""Trellis domain logic. Plain Python: never imports streamlit."""

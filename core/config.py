@@ -1,0 +1,74 @@
+"""Every Trellis setting, read from the environment (and a `.env` file) in one place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_PATH = PROJECT_ROOT / "var" / "trellis.db"
+DEFAULT_DATABASE_URL = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+class Settings(BaseSettings):
+    """Settings; each one is documented in the README's settings table (a test checks)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("DATABASE_URL"),
+        description="Database the app and CLI use. PostgreSQL: connect as the app role.",
+    )
+    migration_database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("MIGRATION_DATABASE_URL"),
+        description="Owner connection for `trellis init-db` on PostgreSQL (default: DATABASE_URL).",
+    )
+    log_level: str = Field(
+        default="INFO",
+        validation_alias=AliasChoices("TRELLIS_LOG_LEVEL"),
+        description="Logging level on stderr: DEBUG, INFO, WARNING, ERROR.",
+    )
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=AliasChoices("TRELLIS_LOGIN_MAX_FAILURES"),
+        description="Failed logins in a row that lock an account.",
+    )
+    login_lockout_minutes: int = Field(
+        default=5,
+        ge=1,
+        validation_alias=AliasChoices("TRELLIS_LOGIN_LOCKOUT_MINUTES"),
+        description="How long a locked account stays locked.",
+    )
+    min_password_length: int = Field(
+        default=10,
+        ge=8,
+        validation_alias=AliasChoices("TRELLIS_MIN_PASSWORD_LENGTH"),
+        description="Shortest password accepted for a new or reset password.",
+    )
+    page_size: int = Field(
+        default=50,
+        ge=5,
+        le=500,
+        validation_alias=AliasChoices("TRELLIS_PAGE_SIZE"),
+        description="Rows per page in long tables (audit log, users).",
+    )
+
+
+def get_settings() -> Settings:
+    """Read the settings now (cheap; not cached so tests and the CLI see env changes)."""
+    return Settings()
+
+
+def env_names() -> list[str]:
+    """The environment variable that sets each setting (for docs and their test)."""
+    names = []
+    for field in Settings.model_fields.values():
+        alias = field.validation_alias
+        assert isinstance(alias, AliasChoices)
+        names.append(str(alias.choices[0]))
+    return names

@@ -1,0 +1,39 @@
+"""Errors core raises; each carries a message fit to show a user as is."""
+
+from __future__ import annotations
+
+
+class TrellisError(Exception):
+    """Base of every error core raises on purpose."""
+
+
+class InvalidInput(TrellisError):
+    """The input is wrong; nothing was written."""
+
+
+class NotFound(TrellisError):
+    """No such thing in the actor's shop."""
+
+
+class PermissionDenied(TrellisError):
+    """The actor's role may not do this."""
+
+
+class StaleEdit(TrellisError):
+    """Someone changed the row since it was loaded; nothing was overwritten."""
+
+
+class LoginFailed(TrellisError):
+    """Wrong username or password (deliberately one generic message)."""
+
+
+class AccountLocked(TrellisError):
+    """Too many failed logins in a row."""
+
+
+class DatabaseUnavailable(TrellisError):
+    """The database named by DATABASE_URL cannot be reached."""
+
+
+class SchemaOutdated(TrellisError):
+    """The database is behind this version's migrations."""

@@ -1,0 +1,55 @@
+"""Shops (tenants). Creating one is an operator action: the CLI and the demo set-up."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from sqlmodel import Session, select
+
+from core.access import Actor
+from core.errors import InvalidInput, NotFound
+from db.models import Tenant
+
+
+def slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")
+    return slug[:48] or "shop"
+
+
+def create_tenant(*, session: Session, name: str, is_demo: bool = False) -> Tenant:
+    """Create a shop with a unique slug derived from its name (operator scope)."""
+    name = " ".join(name.split())
+    if not 2 <= len(name) <= 120:
+        raise InvalidInput("A shop name needs 2 to 120 characters.")
+    base = slugify(name)
+    taken = set(session.exec(select(Tenant.slug).where(Tenant.slug.startswith(base))).all())  # type: ignore[attr-defined]
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    tenant = Tenant(name=name, slug=slug, is_demo=is_demo)
+    session.add(tenant)
+    session.flush()
+    return tenant
+
+
+def get_by_slug(*, session: Session, slug: str) -> Tenant:
+    """The shop with this slug (operator scope), or NotFound naming it."""
+    tenant = session.exec(select(Tenant).where(Tenant.slug == slug)).first()
+    if tenant is None:
+        raise NotFound(f"No shop with the slug '{slug}'. `trellis tenant list` shows them.")
+    return tenant
+
+
+def list_tenants(*, session: Session) -> list[Tenant]:
+    """Every shop (operator scope)."""
+    return list(session.exec(select(Tenant).order_by(Tenant.id)).all())
+
+
+def current_tenant(*, session: Session, actor: Actor) -> Tenant:
+    """The actor's own shop."""
+    tenant = session.get(Tenant, actor.tenant_id)
+    if tenant is None:
+        raise NotFound("Your shop no longer exists.")
+    return tenant

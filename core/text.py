@@ -1,0 +1,25 @@
+"""Text normalization and the hashes that group and de-duplicate messages."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+
+_SPACE = re.compile(r"\s+")
+
+
+def normalize_text(text: str) -> str:
+    """Unicode-normalized, lower-cased, single-spaced, trimmed: what counts as 'the same text'."""
+    return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().lower()
+
+
+def text_hash(text: str) -> str:
+    """Groups repeats of one message (normalized text only)."""
+    return hashlib.sha256(normalize_text(text).encode()).hexdigest()
+
+
+def content_hash(text: str, label: str | None) -> str:
+    """De-duplicates labelled data: normalized text plus its label."""
+    key = normalize_text(text) + "\x1f" + (label or "").strip().lower()
+    return hashlib.sha256(key.encode()).hexdigest()

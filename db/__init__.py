@@ -1,0 +1,1 @@
+"""Trellis storage: tables, engine and session scope, migrations."""

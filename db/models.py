@@ -1,0 +1,187 @@
+"""Every Trellis table, in one module so relationships never import in a circle.
+
+Tenant-owned tables inherit `TenantOwned`: an indexed `tenant_id` that every query filters on,
+that the session guard in db.engine enforces, and that PostgreSQL row-level security backs up.
+Times are aware UTC datetimes on both backends.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    """Now, as an aware UTC datetime (SQLModel's UTCDateTime refuses naive ones)."""
+    return datetime.now(UTC)
+
+
+class TenantOwned(SQLModel):
+    """Mixin for every table that belongs to one shop."""
+
+    tenant_id: int = Field(foreign_key="tenant.id", index=True, nullable=False)
+
+
+class ExampleStatus(StrEnum):
+    PENDING = "pending"
+    REVIEWED = "reviewed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    USED_IN_TRAINING = "used_in_training"
+
+
+class ExampleSource(StrEnum):
+    LIVE = "live"
+    IMPORTED = "imported"
+    SYNTHETIC = "synthetic"
+
+
+class Tenant(SQLModel, table=True):
+    """A flower shop. The registry of shops itself is not tenant-owned."""
+
+    __tablename__ = "tenant"
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=120)
+    slug: str = Field(max_length=64, unique=True, index=True)
+    is_demo: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class User(TenantOwned, table=True):
+    __tablename__ = "app_user"
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=64, unique=True, index=True)
+    display_name: str = Field(default="", max_length=120)
+    role: str = Field(max_length=16)
+    password_hash: str = Field(max_length=255)
+    is_active: bool = Field(default=True)
+    failed_logins: int = Field(default=0)
+    locked_until: datetime | None = Field(default=None)
+    last_login_at: datetime | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1)
+
+
+class AuditEvent(TenantOwned, table=True):
+    """Who did what, when, with the values before and after and the reason given."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_tenant_at", "tenant_id", "at"),)
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    actor_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    actor_name: str = Field(max_length=120)
+    action: str = Field(max_length=64, index=True)
+    entity_type: str = Field(max_length=64)
+    entity_id: str = Field(default="", max_length=64)
+    before: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    after: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    reason: str | None = Field(default=None, sa_column=Column(Text))
+
+
+class Intent(TenantOwned, table=True):
+    __tablename__ = "intent"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_intent_tenant_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    description: str = Field(default="", max_length=500)
+    is_active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Conversation(TenantOwned, table=True):
+    __tablename__ = "conversation"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "external_id", name="uq_conversation_tenant_external"),
+        Index("ix_conversation_tenant_started", "tenant_id", "started_at"),
+        Index("ix_conversation_tenant_customer", "tenant_id", "customer_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(max_length=128)
+    customer_id: str = Field(default="", max_length=128)
+    channel: str = Field(default="chat", max_length=32)
+    started_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = Field(default=None)
+    escalated: bool = Field(default=False)
+    resolved: bool | None = Field(default=None)
+
+
+class Message(TenantOwned, table=True):
+    __tablename__ = "message"
+    __table_args__ = (
+        Index("ix_message_tenant_conversation", "tenant_id", "conversation_id", "created_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    conversation_id: int = Field(foreign_key="conversation.id")
+    role: str = Field(max_length=16)  # customer | assistant | agent
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Example(TenantOwned, table=True):
+    """One customer message as training data: what the assistant did and what was right."""
+
+    __tablename__ = "example"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "content_hash", name="uq_example_tenant_content"),
+        Index("ix_example_tenant_status", "tenant_id", "status"),
+        Index("ix_example_tenant_created", "tenant_id", "created_at"),
+        Index("ix_example_tenant_detected", "tenant_id", "detected_intent"),
+        Index("ix_example_tenant_text_hash", "tenant_id", "text_hash"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    detected_intent: str | None = Field(default=None, max_length=100)
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    top_intents: list[Any] | None = Field(default=None, sa_column=Column(JSON))
+    correct_intent: str | None = Field(default=None, max_length=100)
+    ai_response: str | None = Field(default=None, sa_column=Column(Text))
+    correct_response: str | None = Field(default=None, sa_column=Column(Text))
+    response_source: str | None = Field(default=None, max_length=32)
+    escalated: bool = Field(default=False)
+    reviewed: bool = Field(default=False)
+    intent_correct: bool | None = Field(default=None)
+    status: str = Field(default=ExampleStatus.PENDING.value, max_length=24)
+    source: str = Field(default=ExampleSource.LIVE.value, max_length=16)
+    # text_hash groups repeats of one message; content_hash (text + label) de-duplicates
+    # labelled data and is NULL for live traffic, where every occurrence counts.
+    text_hash: str = Field(max_length=64)
+    content_hash: str | None = Field(default=None, max_length=64)
+    conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    reviewer_id: int | None = Field(default=None, foreign_key="app_user.id")
+    reviewed_at: datetime | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1)
+
+
+class Correction(TenantOwned, table=True):
+    """One change a reviewer made to an example; the log that undo restores from."""
+
+    __tablename__ = "correction"
+    __table_args__ = (
+        Index("ix_correction_tenant_created", "tenant_id", "created_at"),
+        Index("ix_correction_tenant_example", "tenant_id", "example_id"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    example_id: int = Field(foreign_key="example.id")
+    field: str = Field(max_length=32)  # intent | response | status
+    original_value: str | None = Field(default=None, sa_column=Column(Text))
+    corrected_value: str | None = Field(default=None, sa_column=Column(Text))
+    was_mismatch: bool = Field(default=False)
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    reviewer_id: int | None = Field(default=None, foreign_key="app_user.id")
+    batch_id: str | None = Field(default=None, max_length=36, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    reverted_at: datetime | None = Field(default=None)
+
+
+def tenant_tables() -> list[str]:
+    """Names of every table with a tenant_id column (what RLS and the isolation tests cover)."""
+    return sorted(t.name for t in SQLModel.metadata.sorted_tables if "tenant_id" in t.c)

@@ -1,0 +1,60 @@
+"""Builders for tests: shops with one user per role, without paying argon2 for each user."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from core.access import Actor, Role
+from core.passwords import hash_password
+from core.tenants import create_tenant
+from db.engine import session_scope, set_tenant
+from db.models import User
+
+TEST_PASSWORD = "correct-horse-battery"
+
+
+@functools.cache
+def test_password_hash() -> str:
+    return hash_password(TEST_PASSWORD, min_length=10)
+
+
+@dataclass(frozen=True)
+class Shop:
+    tenant_id: int
+    slug: str
+    name: str
+    admin: Actor
+    florist: Actor
+    manager: Actor
+
+    def actor(self, role: Role) -> Actor:
+        return {Role.ADMIN: self.admin, Role.FLORIST: self.florist, Role.MANAGER: self.manager}[
+            role
+        ]
+
+
+def make_shop(engine: Engine, name: str = "Bloom & Co.") -> Shop:
+    """A shop with an admin, a florist and a manager (password TEST_PASSWORD)."""
+    with session_scope(None, engine=engine) as session:
+        tenant = create_tenant(session=session, name=name)
+        assert tenant.id is not None
+        set_tenant(session, tenant.id)
+        actors = {}
+        for role in Role:
+            username = f"{tenant.slug}.{role.value}"
+            user = User(
+                tenant_id=tenant.id,
+                username=username,
+                display_name=f"{role.value.title()} of {name}",
+                role=role.value,
+                password_hash=test_password_hash(),
+            )
+            session.add(user)
+            session.flush()
+            assert user.id is not None
+            actors[role] = Actor(user.id, tenant.id, role, username, user.display_name, name)
+        return Shop(tenant.id, tenant.slug, name, actors[Role.ADMIN], actors[Role.FLORIST],
+                    actors[Role.MANAGER])
