@@ -161,14 +161,16 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, required=True, help="Read the password from stdin.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @handle_errors
-def user_create(slug: str, username: str, role: str, display_name: str, password_stdin: bool,
-                as_json: bool) -> None:
+def user_create(
+    slug: str, username: str, role: str, display_name: str, password_stdin: bool, as_json: bool
+) -> None:
     """Create a user; the password is read from standard input (never an argument)."""
     from core.users import create_user, parse_user_create
 
     password = sys.stdin.readline().rstrip("\r\n")
-    data = parse_user_create(username=username, role=role, password=password,
-                             display_name=display_name)
+    data = parse_user_create(
+        username=username, role=role, password=password, display_name=display_name
+    )
     engine, actor = tenant_actor(slug)
     with session_scope(actor, engine=engine) as session:
         created = create_user(session=session, actor=actor, data=data)

@@ -114,7 +114,12 @@ def _on_begin(session: Session, _tx: SessionTransaction, conn: Connection) -> No
 @event.listens_for(Session, "do_orm_execute")
 def _scope_to_tenant(state: ORMExecuteState) -> None:
     tenant = state.session.info.get(TENANT_KEY)
-    if tenant is None or not (state.is_select or state.is_update or state.is_delete):
+    if tenant is None:
+        return
+    if state.is_insert:
+        _refuse_other_tenant_params(state, tenant)
+        return
+    if not (state.is_select or state.is_update or state.is_delete):
         return
     state.statement = state.statement.options(
         *(
@@ -122,6 +127,18 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
             for model in tenant_models()
         )
     )
+
+
+def _refuse_other_tenant_params(state: ORMExecuteState, tenant: int) -> None:
+    """Bulk `insert(Model)` skips the flush check: check its rows' tenant_id here."""
+    params = state.parameters
+    rows = params if isinstance(params, list) else [params] if params else []
+    for row in rows:
+        if "tenant_id" in row and row["tenant_id"] != tenant:
+            raise TenantViolation(
+                f"Refused to insert a row of another shop (row tenant {row['tenant_id']}, "
+                f"session tenant {tenant})."
+            )
 
 
 @functools.cache

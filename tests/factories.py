@@ -56,5 +56,11 @@ def make_shop(engine: Engine, name: str = "Bloom & Co.") -> Shop:
             session.flush()
             assert user.id is not None
             actors[role] = Actor(user.id, tenant.id, role, username, user.display_name, name)
-        return Shop(tenant.id, tenant.slug, name, actors[Role.ADMIN], actors[Role.FLORIST],
-                    actors[Role.MANAGER])
+        return Shop(
+            tenant.id,
+            tenant.slug,
+            name,
+            actors[Role.ADMIN],
+            actors[Role.FLORIST],
+            actors[Role.MANAGER],
+        )

@@ -67,15 +67,29 @@ def test_change_role_with_stale_version_is_refused(engine):
     shop = make_shop(engine)
     rosa = _create(engine, shop.admin)
     with session_scope(shop.admin, engine=engine) as s:
-        users.change_role(session=s, actor=shop.admin, user_id=rosa.id, role=Role.MANAGER,
-                          expected_version=rosa.version, reason="covering the desk")
+        users.change_role(
+            session=s,
+            actor=shop.admin,
+            user_id=rosa.id,
+            role=Role.MANAGER,
+            expected_version=rosa.version,
+            reason="covering the desk",
+        )
     with session_scope(shop.admin, engine=engine) as s, pytest.raises(StaleEdit):
-        users.change_role(session=s, actor=shop.admin, user_id=rosa.id, role=Role.ADMIN,
-                          expected_version=rosa.version)
+        users.change_role(
+            session=s,
+            actor=shop.admin,
+            user_id=rosa.id,
+            role=Role.ADMIN,
+            expected_version=rosa.version,
+        )
     with session_scope(shop.admin, engine=engine) as s:
         event = s.exec(select(AuditEvent).where(AuditEvent.action == "user.role")).one()
     assert (event.before, event.after, event.reason) == (
-        {"role": "florist"}, {"role": "manager"}, "covering the desk")
+        {"role": "florist"},
+        {"role": "manager"},
+        "covering the desk",
+    )
 
 
 def test_last_active_admin_cannot_be_demoted_or_deactivated(engine):
@@ -83,37 +97,87 @@ def test_last_active_admin_cannot_be_demoted_or_deactivated(engine):
     with session_scope(shop.admin, engine=engine) as s:
         me = next(u for u in users.list_users(session=s, actor=shop.admin) if u.role is Role.ADMIN)
     with session_scope(shop.admin, engine=engine) as s, pytest.raises(InvalidInput, match="last"):
-        users.change_role(session=s, actor=shop.admin, user_id=me.id, role=Role.FLORIST,
-                          expected_version=me.version)
+        users.change_role(
+            session=s,
+            actor=shop.admin,
+            user_id=me.id,
+            role=Role.FLORIST,
+            expected_version=me.version,
+        )
     with session_scope(shop.admin, engine=engine) as s, pytest.raises(InvalidInput):
-        users.set_active(session=s, actor=shop.admin, user_id=me.id, active=False,
-                         expected_version=me.version)
+        users.set_active(
+            session=s, actor=shop.admin, user_id=me.id, active=False, expected_version=me.version
+        )
 
 
 def test_admin_cannot_touch_a_user_of_another_shop(engine):
     bloom, fern = make_shop(engine, "Bloom"), make_shop(engine, "Fern")
     with session_scope(fern.admin, engine=engine) as s, pytest.raises(NotFound):
-        users.set_active(session=s, actor=fern.admin, user_id=bloom.florist.user_id,
-                         active=False, expected_version=1)
+        users.set_active(
+            session=s,
+            actor=fern.admin,
+            user_id=bloom.florist.user_id,
+            active=False,
+            expected_version=1,
+        )
 
 
 def test_deactivate_and_reset_password(engine):
     shop = make_shop(engine)
     rosa = _create(engine, shop.admin)
     with session_scope(shop.admin, engine=engine) as s:
-        rosa = users.set_active(session=s, actor=shop.admin, user_id=rosa.id, active=False,
-                                expected_version=rosa.version)
-        rosa = users.reset_password(session=s, actor=shop.admin, user_id=rosa.id,
-                                    new_password="another-long-pw", expected_version=rosa.version)
+        rosa = users.set_active(
+            session=s,
+            actor=shop.admin,
+            user_id=rosa.id,
+            active=False,
+            expected_version=rosa.version,
+        )
+        rosa = users.reset_password(
+            session=s,
+            actor=shop.admin,
+            user_id=rosa.id,
+            new_password="another-long-pw",
+            expected_version=rosa.version,
+        )
     assert not rosa.is_active and rosa.version == 3
 
 
 def test_change_own_password_needs_the_current_one(engine):
     shop = make_shop(engine)
-    with session_scope(shop.florist, engine=engine) as s, pytest.raises(InvalidInput, match="current"):
-        users.change_own_password(session=s, actor=shop.florist, current_password="nope",
-                                  new_password="brand-new-password")
+    with (
+        session_scope(shop.florist, engine=engine) as s,
+        pytest.raises(InvalidInput, match="current"),
+    ):
+        users.change_own_password(
+            session=s,
+            actor=shop.florist,
+            current_password="nope",
+            new_password="brand-new-password",
+        )
     with session_scope(shop.florist, engine=engine) as s:
-        users.change_own_password(session=s, actor=shop.florist,
-                                  current_password="correct-horse-battery",
-                                  new_password="brand-new-password")
+        users.change_own_password(
+            session=s,
+            actor=shop.florist,
+            current_password="correct-horse-battery",
+            new_password="brand-new-password",
+        )
+
+
+def test_bulk_insert_of_another_shops_row_is_refused(engine):
+    from sqlalchemy import insert
+
+    from db.engine import TenantViolation
+    from db.models import Intent
+
+    bloom, fern = make_shop(engine, "Bloom"), make_shop(engine, "Fern")
+    with session_scope(bloom.admin, engine=engine) as s, pytest.raises(TenantViolation):
+        s.execute(
+            insert(Intent),
+            [
+                {"tenant_id": bloom.tenant_id, "name": "a"},
+                {"tenant_id": fern.tenant_id, "name": "b"},
+            ],
+        )
+    with session_scope(fern.admin, engine=engine) as s:
+        assert s.exec(select(Intent)).all() == []

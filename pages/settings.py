@@ -1,0 +1,230 @@
+"""Settings (admin): the shop's users and the audit log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+import streamlit as st
+from sqlmodel import Session
+
+from core import audit, users
+from core.access import ALL_ROLES, Actor, Role
+from core.config import get_settings
+from pages.ui.actions import flash, read, run_action
+from pages.ui.guard import require_page
+
+actor = require_page("settings")
+users_tab, audit_tab = st.tabs(["Users", "Audit log"])
+
+
+def _user_table(rows: list[users.UserView]) -> None:
+    now = datetime.now(UTC)
+    st.dataframe(
+        [
+            {
+                "username": u.username,
+                "name": u.display_name,
+                "role": u.role.value,
+                "active": u.is_active,
+                "locked": bool(u.locked_until and u.locked_until > now),
+                "last login": u.last_login_at,
+            }
+            for u in rows
+        ],
+        hide_index=True,
+        width="stretch",
+        column_config={"last login": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm")},
+    )
+
+
+def _add_user_form(actor: Actor) -> None:
+    with st.form("add_user"):
+        st.subheader("Add a user")
+        c1, c2, c3 = st.columns(3)
+        username = c1.text_input(
+            "Username", help="3–64 characters: a-z, 0-9, dot, dash, underscore."
+        )
+        name = c2.text_input("Display name")
+        role = c3.selectbox("Role", [r.value for r in ALL_ROLES], index=1)
+        p1, p2 = st.columns(2)
+        password = p1.text_input(
+            "Password",
+            type="password",
+            autocomplete="new-password",
+            help=f"At least {get_settings().min_password_length} characters.",
+        )
+        again = p2.text_input("Password again", type="password", autocomplete="new-password")
+        submitted = st.form_submit_button("Add user", type="primary")
+    if not submitted:
+        return
+    if password != again:
+        st.error("The two passwords differ.")
+        return
+    outcome = run_action(
+        actor,
+        lambda s: users.create_user(
+            session=s,
+            actor=actor,
+            data=users.parse_user_create(
+                username=username, role=role, password=password, display_name=name
+            ),
+        ),
+    )
+    if outcome.ok and outcome.value:
+        flash(f"Added {outcome.value.role.value} '{outcome.value.username}'.")
+
+
+def _edit_user_form(actor: Actor, rows: list[users.UserView]) -> None:
+    st.subheader("Change a user")
+    chosen = st.selectbox(
+        "User", rows, format_func=lambda u: f"{u.username} ({u.role.value})", key="edit_user"
+    )
+    if chosen is None:
+        return
+    # Keys carry the user id, so each user's form starts from that user's current values.
+    uid = chosen.id
+    with st.form(f"edit_user_form_{uid}"):
+        role = st.selectbox(
+            "Role",
+            [r.value for r in ALL_ROLES],
+            key=f"edit_role_{uid}",
+            index=[r.value for r in ALL_ROLES].index(chosen.role.value),
+        )
+        active = st.toggle("Active (can log in)", value=chosen.is_active, key=f"edit_active_{uid}")
+        new_password = st.text_input(
+            "Reset password to (leave empty to keep)",
+            type="password",
+            autocomplete="new-password",
+            key=f"edit_password_{uid}",
+        )
+        reason = st.text_input("Reason (kept in the audit log)", key=f"edit_reason_{uid}")
+        confirm = st.checkbox(
+            "Yes, apply these changes",
+            key=f"edit_confirm_{uid}",
+            help="Deactivating stops the user from logging in until reactivated.",
+        )
+        submitted = st.form_submit_button("Save changes", type="primary")
+    if submitted:
+        _apply_edit(actor, chosen, Role(role), active, new_password, reason, confirm)
+
+
+def _apply_edit(
+    actor: Actor,
+    user: users.UserView,
+    role: Role,
+    active: bool,
+    password: str,
+    reason: str,
+    confirm: bool,
+) -> None:
+    if not confirm:
+        st.warning("Tick “Yes, apply these changes” to confirm.")
+        return
+
+    def apply(s: Session) -> users.UserView:
+        view = user
+        if role is not view.role:
+            view = users.change_role(
+                session=s,
+                actor=actor,
+                user_id=view.id,
+                role=role,
+                expected_version=view.version,
+                reason=reason,
+            )
+        if active is not view.is_active:
+            view = users.set_active(
+                session=s,
+                actor=actor,
+                user_id=view.id,
+                active=active,
+                expected_version=view.version,
+                reason=reason,
+            )
+        if password:
+            view = users.reset_password(
+                session=s,
+                actor=actor,
+                user_id=view.id,
+                new_password=password,
+                expected_version=view.version,
+                reason=reason,
+            )
+        return view
+
+    if run_action(actor, apply).ok:
+        flash(f"Saved changes to '{user.username}'.")
+
+
+def _audit_filters(actor: Actor) -> audit.AuditFilter:
+    names, actions = read(actor, lambda s: audit.filter_choices(session=s, actor=actor))
+    with st.form("audit_filters"):
+        c1, c2, c3, c4 = st.columns(4)
+        who = c1.selectbox("Who", ["Anyone", *names])
+        what = c2.selectbox("Action", ["Any", *actions])
+        today = datetime.now(UTC).date()
+        span = c3.date_input("Dates", value=(today - timedelta(days=30), today))
+        text = c4.text_input("Search", help="Matches the item and the reason.")
+        st.form_submit_button("Apply filters")
+    since = until = None
+    if isinstance(span, tuple) and len(span) == 2:
+        since = datetime.combine(span[0], time.min, tzinfo=UTC)
+        until = datetime.combine(span[1] + timedelta(days=1), time.min, tzinfo=UTC)
+    return audit.AuditFilter(
+        actor_name=None if who == "Anyone" else who,
+        action=None if what == "Any" else what,
+        since=since,
+        until=until,
+        text=text.strip() or None,
+    )
+
+
+def _audit_log(actor: Actor) -> None:
+    flt = _audit_filters(actor)
+    size = get_settings().page_size
+    page_no = st.number_input("Page", min_value=1, value=1, step=1, key="audit_page")
+    page = read(
+        actor,
+        lambda s: audit.list_events(
+            session=s, actor=actor, flt=flt, page=int(page_no), page_size=size
+        ),
+    )
+    st.caption(f"{page.total} events · page {page.page} of {page.pages}")
+    if not page.events:
+        st.info("No audit events match these filters. Widen the dates or clear the filters.")
+        return
+    st.dataframe(
+        [
+            {
+                "when": e.at,
+                "who": e.actor_name,
+                "action": e.action,
+                "item": f"{e.entity_type} {e.entity_id}".strip(),
+                "before": e.before,
+                "after": e.after,
+                "why": e.reason or "",
+            }
+            for e in page.events
+        ],
+        hide_index=True,
+        width="stretch",
+        column_config={"when": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm:ss")},
+    )
+    csv_text = read(actor, lambda s: audit.export_csv(session=s, actor=actor, flt=flt))
+    st.download_button(
+        "Export to CSV",
+        csv_text,
+        file_name="trellis-audit-log.csv",
+        mime="text/csv",
+        icon=":material/download:",
+    )
+
+
+with users_tab:
+    rows = read(actor, lambda s: users.list_users(session=s, actor=actor))
+    _user_table(rows)
+    _add_user_form(actor)
+    _edit_user_form(actor, rows)
+
+with audit_tab:
+    _audit_log(actor)

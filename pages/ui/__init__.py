@@ -1,0 +1,1 @@
+"""Shared UI pieces (not pages): Streamlit treats only *.py directly in pages/ as pages."""

@@ -1,0 +1,54 @@
+"""A person's path through the app in a real browser: log in as each role, open every page."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import demo
+from pages.ui.registry import SCREENS
+from tests.e2e.conftest import settle, shot
+
+pytestmark = pytest.mark.e2e
+BLOOM = [d for d in demo.demo_credentials() if d.shop == "Bloom & Co."]
+
+
+def _log_in(page, base_url: str, username: str, password: str) -> None:
+    page.goto(base_url)
+    page.get_by_label("Username", exact=True).fill(username)
+    page.get_by_label("Password", exact=True).fill(password)
+    page.get_by_label("Password", exact=True).press("Enter")  # the form submits from the keyboard
+    page.get_by_role("heading", name="Home").wait_for()
+    settle(page)
+
+
+@pytest.mark.parametrize("login", BLOOM, ids=lambda d: d.role)
+def test_each_demo_role_opens_its_pages_and_logs_out(demo_server, page, login):
+    _log_in(page, demo_server, login.username, login.password)
+    assert page.get_by_text("Bloom & Co.").first.is_visible()
+    visible = [s for s in SCREENS if login.role in {r.value for r in s.roles}]
+    nav = page.get_by_test_id("stSidebarNav")
+    nav_titles = nav.inner_text()
+    for hidden in (s for s in SCREENS if s not in visible):
+        assert hidden.title not in nav_titles
+    for screen in visible:
+        nav.get_by_role("link", name=screen.title).click()
+        page.get_by_role("heading", name=screen.title).wait_for()
+        settle(page)
+        assert page.get_by_test_id("stException").count() == 0
+        shot(page, f"{login.role}-{screen.key}")
+    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log in").wait_for()
+
+
+def test_wrong_password_shows_one_generic_message(demo_server, page):
+    page.goto(demo_server)
+    page.get_by_label("Username", exact=True).fill(BLOOM[0].username)
+    page.get_by_label("Password", exact=True).fill("definitely-wrong")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Wrong username or password.").wait_for()
+
+
+def test_signed_out_deep_link_lands_on_the_login_form(demo_server, page):
+    page.goto(f"{demo_server}/settings")
+    page.get_by_role("button", name="Log in").wait_for()
+    assert page.get_by_role("heading", name="Settings").count() == 0
