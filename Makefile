@@ -22,6 +22,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/trellis init-db
 	$(BIN)/trellis demo --if-empty
+	@$(BIN)/python scripts/open_when_ready.py http://localhost:$(PORT) &
 	$(BIN)/streamlit run app.py --server.port $(PORT)
 
 test: $(STAMP)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import case, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from core.access import Actor
@@ -37,16 +38,17 @@ def shop_overview(*, session: Session, actor: Actor, now: datetime | None = None
     """Counts for the last 7 days (and the 7 before), review backlog and top topics."""
     now = now or utcnow()
     week, fortnight = now - timedelta(days=7), now - timedelta(days=14)
-    mine = Example.tenant_id == actor.tenant_id
+    mine = col(Example.tenant_id) == actor.tenant_id
     recent = col(Example.created_at) >= week
     prev = (col(Example.created_at) >= fortnight) & (col(Example.created_at) < week)
-    row = session.exec(
-        select(
+    # sqlmodel's select() is typed for at most four columns; this one has six.
+    row = session.execute(
+        sa_select(
             func.count(),
             func.sum(case((recent, 1), else_=0)),
             func.sum(case((prev, 1), else_=0)),
             func.sum(case((recent & col(Example.escalated), 1), else_=0)),
-            func.sum(case((Example.status == ExampleStatus.PENDING.value, 1), else_=0)),
+            func.sum(case((col(Example.status) == ExampleStatus.PENDING.value, 1), else_=0)),
             func.sum(case((col(Example.correct_intent).is_not(None), 1), else_=0)),
         ).where(mine)
     ).one()

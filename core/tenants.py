@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.access import Actor
 from core.errors import InvalidInput, NotFound
@@ -44,7 +44,7 @@ def get_by_slug(*, session: Session, slug: str) -> Tenant:
 
 def list_tenants(*, session: Session) -> list[Tenant]:
     """Every shop (operator scope)."""
-    return list(session.exec(select(Tenant).order_by(Tenant.id)).all())
+    return list(session.exec(select(Tenant).order_by(col(Tenant.id))).all())
 
 
 def current_tenant(*, session: Session, actor: Actor) -> Tenant:

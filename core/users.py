@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -149,8 +150,8 @@ def _save(
     actor: Actor,
     user: User,
     action: str,
-    before: dict[str, object],
-    after: dict[str, object],
+    before: Mapping[str, object],
+    after: Mapping[str, object],
     reason: str | None,
 ) -> UserView:
     user.version += 1
@@ -162,8 +163,8 @@ def _save(
         action=action,
         entity_type="user",
         entity_id=user.username,
-        before=before,
-        after=after,
+        before=dict(before),
+        after=dict(after),
         reason=reason,
     )
     session.flush()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import ORMExecuteState, SessionTransaction, with_loader_criteria
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import BindParameter, ClauseElement
 from sqlmodel import Session, create_engine
 
 from core.access import Actor
@@ -116,12 +117,19 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
     tenant = state.session.info.get(TENANT_KEY)
     if tenant is None:
         return
-    if state.is_insert:
-        _refuse_other_tenant_params(state, tenant)
-        return
+    if state.is_insert or state.is_update:
+        _refuse_other_tenant_values(state, tenant)
     if not (state.is_select or state.is_update or state.is_delete):
         return
-    state.statement = state.statement.options(
+    statement = state.statement
+    if state.is_update and isinstance(state.parameters, list):
+        # Bulk UPDATE by primary key ignores loader criteria: add the tenant filter itself
+        # (SQLAlchemy allows extra WHERE criteria there only without session synchronization).
+        model = state.bind_mapper.class_ if state.bind_mapper else None
+        if model is not None and issubclass(model, TenantOwned):
+            statement = statement.where(model.tenant_id == tenant)  # type: ignore[attr-defined]
+            state.update_execution_options(synchronize_session=None)
+    state.statement = statement.options(
         *(
             with_loader_criteria(model, model.tenant_id == tenant, include_aliases=True)
             for model in tenant_models()
@@ -129,16 +137,34 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
     )
 
 
-def _refuse_other_tenant_params(state: ORMExecuteState, tenant: int) -> None:
-    """Bulk `insert(Model)` skips the flush check: check its rows' tenant_id here."""
+def _written_rows(state: ORMExecuteState) -> list[Mapping[Any, Any]]:
+    """Every row of values an INSERT/UPDATE writes: execute-time parameters and .values()."""
     params = state.parameters
-    rows = params if isinstance(params, list) else [params] if params else []
-    for row in rows:
-        if "tenant_id" in row and row["tenant_id"] != tenant:
-            raise TenantViolation(
-                f"Refused to insert a row of another shop (row tenant {row['tenant_id']}, "
-                f"session tenant {tenant})."
-            )
+    rows: list[Mapping[Any, Any]] = (
+        list(params) if isinstance(params, list) else [params] if params else []  # type: ignore[list-item]
+    )
+    # SQLAlchemy keeps .values(...) on these attributes; there is no public accessor.
+    statement = state.statement
+    rows.append(getattr(statement, "_values", None) or {})
+    rows.extend(row for group in getattr(statement, "_multi_values", ()) or () for row in group)
+    return rows
+
+
+def _refuse_other_tenant_values(state: ORMExecuteState, tenant: int) -> None:
+    """Bulk insert()/update() skip the flush check: check the tenant_id they write here."""
+    for row in _written_rows(state):
+        for key, value in row.items():
+            if (key if isinstance(key, str) else getattr(key, "key", None)) != "tenant_id":
+                continue
+            if isinstance(value, BindParameter):
+                value = value.effective_value
+            elif isinstance(value, ClauseElement):
+                raise TenantViolation("Refused to set tenant_id from an SQL expression.")
+            if value != tenant:
+                raise TenantViolation(
+                    f"Refused to write a row of another shop (row tenant {value}, "
+                    f"session tenant {tenant})."
+                )
 
 
 @functools.cache

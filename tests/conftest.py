@@ -46,7 +46,7 @@ class PgDatabase:
     app_role: str
 
 
-def _create_pg_database() -> PgDatabase:
+def _create_pg_database(*, migrate: bool = True) -> PgDatabase:
     from db.migrate import upgrade
 
     server = make_url(PG_URL)
@@ -62,7 +62,8 @@ def _create_pg_database() -> PgDatabase:
         hide_password=False
     )
     owner = make_engine(owner_url)
-    upgrade(owner, app_role=role)
+    if migrate:
+        upgrade(owner, app_role=role)
     return PgDatabase(owner_url, app_url, owner, make_engine(app_url), role)
 
 

@@ -138,19 +138,18 @@ def build_values(
                     raise AssertionError(f"row builder: FK cycle through {table.name}.{col.name}")
             else:
                 parent = insert_row(session, target.table, tenant_id, _chain=chain)
-                values[col.name] = (
-                    parent.pk
-                    if target is pk_column(target.table)
-                    else (
-                        session.execute(
-                            select(target).where(pk_column(target.table) == parent.pk)
-                        ).scalar_one()
-                    )
-                )
+                values[col.name] = _referenced_value(session, target, parent)
             continue
         if not col.nullable and col.default is None and col.server_default is None:
             values[col.name] = column_value(col)
     return values
+
+
+def _referenced_value(session: Session, target: Column[Any], parent: Row) -> Any:
+    if target is pk_column(target.table):
+        return parent.pk
+    where = pk_column(target.table) == parent.pk
+    return session.execute(select(target).where(where)).scalar_one()
 
 
 def insert_row(
@@ -169,8 +168,7 @@ def changeable_column(table: Table) -> Column[Any]:
     for col in table.columns:
         if col.primary_key or col.foreign_keys or col.name == "tenant_id":
             continue
-        if isinstance(base_type(col), (String, Integer, DateTime)) and not isinstance(
-            base_type(col), (Enum, Boolean)
-        ):
+        t = base_type(col)
+        if isinstance(t, (String, Integer, DateTime)) and not isinstance(t, (Enum, Boolean)):
             return col
     raise AssertionError(f"row builder: no plain column to update in {table.name}")

@@ -10,6 +10,7 @@ even when the application filter is bypassed.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ import pytest
 from sqlalchemy import Connection, Engine, Table, delete, insert, text, update
 from sqlalchemy import select as core_select
 from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import SQLModel, select
 
 from core.access import ALL_ROLES, Role
@@ -201,14 +203,42 @@ def test_bulk_update_moving_own_row_to_other_tenant_is_refused(engine, table_nam
     assert w.snapshot() == before
 
 
+INSERT_FORMS = {
+    "values": lambda model, vals: (insert(model).values(**vals), None),
+    "multi-values": lambda model, vals: (insert(model).values([vals]), None),
+    "params": lambda model, vals: (insert(model), [vals]),
+}
+
+
 @matrix
-def test_insert_statement_for_other_tenant_is_refused(engine, table_name, role):
-    """`session.execute(insert(Model).values(tenant_id=B, ...))`: the ORM statement form of add."""
+@pytest.mark.parametrize("form", list(INSERT_FORMS))
+def test_insert_statement_for_other_tenant_is_refused(engine, table_name, role, form):
+    """`session.execute(insert(Model)...)` with tenant_id = B: the ORM statement form of add."""
     w = make_world(engine, table_name)
     before = w.snapshot()
+    stmt, params = INSERT_FORMS[form](w.model, w.b_new)
     with pytest.raises(TenantViolation), session_scope(w.a.actor(role), engine=engine) as s:
-        s.execute(insert(w.model).values(**w.b_new))
+        s.execute(stmt, params)
     assert w.snapshot() == before
+
+
+@matrix
+def test_bulk_update_by_primary_key_of_other_tenant_row_changes_nothing(engine, table_name, role):
+    """`session.execute(update(Model), [{pk: b_id, ...}])`: ORM bulk UPDATE by primary key."""
+    w = make_world(engine, table_name)
+    col = changeable_column(w.table)
+    before = w.snapshot()
+    with (
+        contextlib.suppress(TenantViolation, StaleDataError),
+        session_scope(w.a.actor(role), engine=engine) as s,
+    ):
+        s.execute(update(w.model), [{w.pk.key: w.b_row.pk, col.name: column_value(col)}])
+    assert w.snapshot() == before
+    # The same statement on A's own row does change it.
+    with session_scope(w.a.actor(role), engine=engine) as s:
+        s.execute(update(w.model), [{w.pk.key: w.a_row.pk, col.name: column_value(col)}])
+    after = w.snapshot()
+    assert after[w.a.tenant_id][w.a_row.pk][col.name] != before[w.a.tenant_id][w.a_row.pk][col.name]
 
 
 # ---------------------------------------------------------------- PostgreSQL RLS, raw SQL
@@ -216,10 +246,10 @@ def test_insert_statement_for_other_tenant_is_refused(engine, table_name, role):
 per_table = pytest.mark.parametrize("table_name", TABLES)
 
 
-@pytest.fixture
-def pg_world(pg: PgDatabase, request: pytest.FixtureRequest) -> World:
+def pg_world(pg: PgDatabase, table_name: str) -> World:
+    """The two shops and their rows, written through the app role on an emptied database."""
     truncate_all(pg.owner)
-    return make_world(pg.app, request.node.callspec.params["table_name"])
+    return make_world(pg.app, table_name)
 
 
 @contextmanager
@@ -248,8 +278,8 @@ def _assert_rls_refusal(exc: BaseException) -> None:
 
 
 @per_table
-def test_rls_hides_other_tenant_rows(pg, pg_world: World, table_name: str):
-    w = pg_world
+def test_rls_hides_other_tenant_rows(pg: PgDatabase, table_name: str):
+    w = pg_world(pg, table_name)
     with raw_as_tenant(pg, w.a.tenant_id) as conn:
         sql = f"SELECT count(*) FROM {_q(w.table)} WHERE tenant_id = :t"
         assert conn.execute(text(sql), {"t": w.b.tenant_id}).scalar() == 0
@@ -261,8 +291,8 @@ def test_rls_hides_other_tenant_rows(pg, pg_world: World, table_name: str):
 
 
 @per_table
-def test_rls_update_of_other_tenant_rows_touches_nothing(pg, pg_world: World, table_name: str):
-    w = pg_world
+def test_rls_update_of_other_tenant_rows_touches_nothing(pg: PgDatabase, table_name: str):
+    w = pg_world(pg, table_name)
     before = owner_counts(pg, w)
     with raw_as_tenant(pg, w.a.tenant_id) as conn:
         sql = f"UPDATE {_q(w.table)} SET tenant_id = tenant_id WHERE tenant_id = :t"
@@ -272,8 +302,8 @@ def test_rls_update_of_other_tenant_rows_touches_nothing(pg, pg_world: World, ta
 
 
 @per_table
-def test_rls_delete_of_other_tenant_rows_deletes_nothing(pg, pg_world: World, table_name: str):
-    w = pg_world
+def test_rls_delete_of_other_tenant_rows_deletes_nothing(pg: PgDatabase, table_name: str):
+    w = pg_world(pg, table_name)
     before = owner_counts(pg, w)
     with raw_as_tenant(pg, w.a.tenant_id) as conn:
         sql = f"DELETE FROM {_q(w.table)} WHERE tenant_id = :t"
@@ -282,8 +312,8 @@ def test_rls_delete_of_other_tenant_rows_deletes_nothing(pg, pg_world: World, ta
 
 
 @per_table
-def test_rls_insert_of_other_tenant_row_raises(pg, pg_world: World, table_name: str):
-    w = pg_world
+def test_rls_insert_of_other_tenant_row_raises(pg: PgDatabase, table_name: str):
+    w = pg_world(pg, table_name)
     before = owner_counts(pg, w)
     with pytest.raises(ProgrammingError) as caught, raw_as_tenant(pg, w.a.tenant_id) as conn:
         conn.execute(insert(w.table).values(**w.b_new))
@@ -292,8 +322,8 @@ def test_rls_insert_of_other_tenant_row_raises(pg, pg_world: World, table_name: 
 
 
 @per_table
-def test_rls_update_moving_own_row_to_other_tenant_raises(pg, pg_world: World, table_name):
-    w = pg_world
+def test_rls_update_moving_own_row_to_other_tenant_raises(pg: PgDatabase, table_name: str):
+    w = pg_world(pg, table_name)
     before = owner_counts(pg, w)
     pk = pk_column(w.table).name
     with pytest.raises(ProgrammingError) as caught, raw_as_tenant(pg, w.a.tenant_id) as conn:

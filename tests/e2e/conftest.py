@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import PG_SKIP_REASON, PG_URL, _create_pg_database, _drop_pg_database
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 CHROMIUM_ARGS = [
@@ -51,11 +53,33 @@ def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     raise RuntimeError(f"streamlit did not become healthy:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="session")
-def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The app serving a fresh demo workspace; yields its base URL."""
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def demo_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The app serving a fresh demo workspace; yields its base URL.
+
+    On PostgreSQL the app connects as a non-superuser app role of its own database, as in
+    production; `trellis init-db` migrates as the owner (MIGRATION_DATABASE_URL).
+    """
     workdir = tmp_path_factory.mktemp("e2e")
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir / 'demo.db'}"}
+    if request.param == "sqlite":
+        yield from _serve(workdir, {"DATABASE_URL": f"sqlite:///{workdir / 'demo.db'}"})
+        return
+    if not PG_URL:
+        pytest.skip(PG_SKIP_REASON)
+    database = _create_pg_database(migrate=False)
+    try:
+        yield from _serve(
+            workdir,
+            {"DATABASE_URL": database.app_url, "MIGRATION_DATABASE_URL": database.owner_url},
+        )
+    finally:
+        _drop_pg_database(database)
+
+
+def _serve(workdir: Path, settings: dict[str, str]) -> Iterator[str]:
+    env = {**os.environ, **settings}
     trellis = [sys.executable, "-m", "core.cli"]
     subprocess.run([*trellis, "init-db"], env=env, cwd=ROOT, check=True, timeout=120)
     subprocess.run(
