@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, ForeignKeyConstraint, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -24,6 +24,20 @@ class TenantOwned(SQLModel):
     """Mixin for every table that belongs to one shop."""
 
     tenant_id: int = Field(foreign_key="tenant.id", index=True, nullable=False)
+
+
+def same_shop_parent(table: str) -> UniqueConstraint:
+    """(tenant_id, id) on a parent table: the target of same_shop_fk references."""
+    return UniqueConstraint("tenant_id", "id", name=f"uq_{table}_tenant_id_id")
+
+
+def same_shop_fk(column: str, parent: str) -> ForeignKeyConstraint:
+    """A reference that can only point at a row of the same shop (RLS does not check FKs)."""
+    return ForeignKeyConstraint(
+        ["tenant_id", column],
+        [f"{parent}.tenant_id", f"{parent}.id"],
+        name=f"fk_{column}_same_shop_{parent}",
+    )
 
 
 class ExampleStatus(StrEnum):
@@ -53,6 +67,7 @@ class Tenant(SQLModel, table=True):
 
 class User(TenantOwned, table=True):
     __tablename__ = "app_user"
+    __table_args__ = (same_shop_parent("app_user"),)
     id: int | None = Field(default=None, primary_key=True)
     username: str = Field(max_length=64, unique=True, index=True)
     display_name: str = Field(default="", max_length=120)
@@ -71,10 +86,13 @@ class AuditEvent(TenantOwned, table=True):
     """Who did what, when, with the values before and after and the reason given."""
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_tenant_at", "tenant_id", "at"),)
+    __table_args__ = (
+        Index("ix_audit_event_tenant_at", "tenant_id", "at"),
+        same_shop_fk("actor_user_id", "app_user"),
+    )
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow)
-    actor_user_id: int | None = Field(default=None, foreign_key="app_user.id")
+    actor_user_id: int | None = Field(default=None)
     actor_name: str = Field(max_length=120)
     action: str = Field(max_length=64, index=True)
     entity_type: str = Field(max_length=64)
@@ -100,6 +118,7 @@ class Conversation(TenantOwned, table=True):
         UniqueConstraint("tenant_id", "external_id", name="uq_conversation_tenant_external"),
         Index("ix_conversation_tenant_started", "tenant_id", "started_at"),
         Index("ix_conversation_tenant_customer", "tenant_id", "customer_id"),
+        same_shop_parent("conversation"),
     )
     id: int | None = Field(default=None, primary_key=True)
     external_id: str = Field(max_length=128)
@@ -115,9 +134,11 @@ class Message(TenantOwned, table=True):
     __tablename__ = "message"
     __table_args__ = (
         Index("ix_message_tenant_conversation", "tenant_id", "conversation_id", "created_at"),
+        same_shop_parent("message"),
+        same_shop_fk("conversation_id", "conversation"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    conversation_id: int = Field(foreign_key="conversation.id")
+    conversation_id: int
     role: str = Field(max_length=16)  # customer | assistant | agent
     text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
@@ -133,6 +154,10 @@ class Example(TenantOwned, table=True):
         Index("ix_example_tenant_created", "tenant_id", "created_at"),
         Index("ix_example_tenant_detected", "tenant_id", "detected_intent"),
         Index("ix_example_tenant_text_hash", "tenant_id", "text_hash"),
+        same_shop_parent("example"),
+        same_shop_fk("conversation_id", "conversation"),
+        same_shop_fk("message_id", "message"),
+        same_shop_fk("reviewer_id", "app_user"),
     )
     id: int | None = Field(default=None, primary_key=True)
     text: str = Field(sa_column=Column(Text, nullable=False))
@@ -152,9 +177,9 @@ class Example(TenantOwned, table=True):
     # labelled data and is NULL for live traffic, where every occurrence counts.
     text_hash: str = Field(max_length=64)
     content_hash: str | None = Field(default=None, max_length=64)
-    conversation_id: int | None = Field(default=None, foreign_key="conversation.id")
-    message_id: int | None = Field(default=None, foreign_key="message.id")
-    reviewer_id: int | None = Field(default=None, foreign_key="app_user.id")
+    conversation_id: int | None = Field(default=None)
+    message_id: int | None = Field(default=None)
+    reviewer_id: int | None = Field(default=None)
     reviewed_at: datetime | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
@@ -168,15 +193,17 @@ class Correction(TenantOwned, table=True):
     __table_args__ = (
         Index("ix_correction_tenant_created", "tenant_id", "created_at"),
         Index("ix_correction_tenant_example", "tenant_id", "example_id"),
+        same_shop_fk("example_id", "example"),
+        same_shop_fk("reviewer_id", "app_user"),
     )
     id: int | None = Field(default=None, primary_key=True)
-    example_id: int = Field(foreign_key="example.id")
+    example_id: int
     field: str = Field(max_length=32)  # intent | response | status
     original_value: str | None = Field(default=None, sa_column=Column(Text))
     corrected_value: str | None = Field(default=None, sa_column=Column(Text))
     was_mismatch: bool = Field(default=False)
     note: str | None = Field(default=None, sa_column=Column(Text))
-    reviewer_id: int | None = Field(default=None, foreign_key="app_user.id")
+    reviewer_id: int | None = Field(default=None)
     batch_id: str | None = Field(default=None, max_length=36, index=True)
     created_at: datetime = Field(default_factory=utcnow)
     reverted_at: datetime | None = Field(default=None)

@@ -2,13 +2,13 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-21 02:31:25.466197
+Create Date: 2026-11-21 02:51:13.127182
 """
 
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
+import sqlmodel.sql.sqltypes
 from alembic import op
 
 from db.rls import LOGIN_LOOKUP_POLICY, disable_tenant_rls, enable_tenant_rls
@@ -63,6 +63,7 @@ def upgrade() -> None:
             ["tenant.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("tenant_id", "id", name="uq_app_user_tenant_id_id"),
     )
     with op.batch_alter_table("app_user", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_app_user_tenant_id"), ["tenant_id"], unique=False)
@@ -85,6 +86,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("tenant_id", "external_id", name="uq_conversation_tenant_external"),
+        sa.UniqueConstraint("tenant_id", "id", name="uq_conversation_tenant_id_id"),
     )
     with op.batch_alter_table("conversation", schema=None) as batch_op:
         batch_op.create_index(
@@ -127,8 +129,9 @@ def upgrade() -> None:
         sa.Column("after", sa.JSON(), nullable=True),
         sa.Column("reason", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["actor_user_id"],
-            ["app_user.id"],
+            ["tenant_id", "actor_user_id"],
+            ["app_user.tenant_id", "app_user.id"],
+            name="fk_actor_user_id_same_shop_app_user",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
@@ -150,14 +153,16 @@ def upgrade() -> None:
         sa.Column("text", sa.Text(), nullable=False),
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["conversation_id"],
-            ["conversation.id"],
+            ["tenant_id", "conversation_id"],
+            ["conversation.tenant_id", "conversation.id"],
+            name="fk_conversation_id_same_shop_conversation",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
             ["tenant.id"],
         ),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("tenant_id", "id", name="uq_message_tenant_id_id"),
     )
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.create_index(
@@ -194,16 +199,19 @@ def upgrade() -> None:
         sa.Column("updated_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["conversation_id"],
-            ["conversation.id"],
+            ["tenant_id", "conversation_id"],
+            ["conversation.tenant_id", "conversation.id"],
+            name="fk_conversation_id_same_shop_conversation",
         ),
         sa.ForeignKeyConstraint(
-            ["message_id"],
-            ["message.id"],
+            ["tenant_id", "message_id"],
+            ["message.tenant_id", "message.id"],
+            name="fk_message_id_same_shop_message",
         ),
         sa.ForeignKeyConstraint(
-            ["reviewer_id"],
-            ["app_user.id"],
+            ["tenant_id", "reviewer_id"],
+            ["app_user.tenant_id", "app_user.id"],
+            name="fk_reviewer_id_same_shop_app_user",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
@@ -211,6 +219,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("tenant_id", "content_hash", name="uq_example_tenant_content"),
+        sa.UniqueConstraint("tenant_id", "id", name="uq_example_tenant_id_id"),
     )
     with op.batch_alter_table("example", schema=None) as batch_op:
         batch_op.create_index(
@@ -240,12 +249,14 @@ def upgrade() -> None:
         sa.Column("created_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
         sa.Column("reverted_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.ForeignKeyConstraint(
-            ["example_id"],
-            ["example.id"],
+            ["tenant_id", "example_id"],
+            ["example.tenant_id", "example.id"],
+            name="fk_example_id_same_shop_example",
         ),
         sa.ForeignKeyConstraint(
-            ["reviewer_id"],
-            ["app_user.id"],
+            ["tenant_id", "reviewer_id"],
+            ["app_user.tenant_id", "app_user.id"],
+            name="fk_reviewer_id_same_shop_app_user",
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"],
