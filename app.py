@@ -10,15 +10,19 @@ from pages.ui.health import require_database
 from pages.ui.layout import sidebar_identity
 from pages.ui.login import login_page
 from pages.ui.registry import SCREENS
-from pages.ui.session import current_actor
+from pages.ui.session import refreshed_actor
 
 st.set_page_config(page_title="Trellis", page_icon="🌷", layout="wide")
 configure_logging(get_settings().log_level)
 require_database()
 
-actor = current_actor()
+actor = refreshed_actor()
 if actor is None:
-    st.navigation([st.Page(login_page, title="Log in", url_path="login")], position="hidden").run()
+    # Every screen's address shows the login form while signed out, so a deep link lands on
+    # its page right after logging in (instead of a "page not found" dialog).
+    login = [st.Page(login_page, title="Log in", url_path="login", default=True)]
+    login += [st.Page(login_page, title="Log in", url_path=s.key) for s in SCREENS]
+    st.navigation(login, position="hidden").run()
 else:
     # Pages a role may not see stay registered but hidden, so a deep link to one reaches the
     # page's guard and says "not allowed" instead of silently showing another page.

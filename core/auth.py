@@ -82,3 +82,28 @@ def _locked_message(until: datetime, settings: Settings) -> str:
         f"{settings.login_max_failures} failed logins in a row. "
         f"Try again after {until:%H:%M} UTC, or ask an admin to reset the password."
     )
+
+
+def refresh_actor(*, session: Session, actor: Actor) -> Actor | None:
+    """The signed-in actor as the database has it now: None once deactivated or removed.
+
+    A role change or deactivation by an admin takes effect on the user's next click, not at
+    their next login.
+    """
+    if actor.user_id is None:
+        return actor
+    user = session.exec(
+        select(User).where(User.tenant_id == actor.tenant_id, User.id == actor.user_id)
+    ).first()
+    if user is None or not user.is_active:
+        return None
+    if user.role == actor.role.value and user.display_name == actor.display_name:
+        return actor
+    return Actor(
+        user.id,
+        user.tenant_id,
+        Role(user.role),
+        user.username,
+        user.display_name,
+        actor.tenant_name,
+    )

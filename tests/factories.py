@@ -10,8 +10,9 @@ from sqlalchemy import Engine
 from core.access import Actor, Role
 from core.passwords import hash_password
 from core.tenants import create_tenant
+from core.text import text_hash
 from db.engine import session_scope, set_tenant
-from db.models import User
+from db.models import Conversation, Example, Message, User
 
 TEST_PASSWORD = "correct-horse-battery"
 
@@ -64,3 +65,34 @@ def make_shop(engine: Engine, name: str = "Bloom & Co.") -> Shop:
             actors[Role.FLORIST],
             actors[Role.MANAGER],
         )
+
+
+def add_messages(engine: Engine, shop: Shop, count: int, *, escalated: int = 0) -> None:
+    """`count` customer messages in one conversation each; the first `escalated` escalated."""
+    with session_scope(shop.admin, engine=engine) as session:
+        for i in range(count):
+            esc = i < escalated
+            conv = Conversation(
+                tenant_id=shop.tenant_id,
+                external_id=f"{shop.slug}-{i}",
+                customer_id=f"c{i}",
+                escalated=esc,
+            )
+            session.add(conv)
+            session.flush()
+            text = f"where is my order {i}?"
+            msg = Message(
+                tenant_id=shop.tenant_id, conversation_id=conv.id, role="customer", text=text
+            )
+            session.add(msg)
+            session.flush()
+            session.add(
+                Example(
+                    tenant_id=shop.tenant_id,
+                    text=text,
+                    text_hash=text_hash(text),
+                    conversation_id=conv.id,
+                    message_id=msg.id,
+                    escalated=esc,
+                )
+            )

@@ -17,9 +17,14 @@ def ranked_bars(counts: list[tuple[str, int]], *, label: str, value: str) -> Non
         .mark_bar(color=PEONY, cornerRadiusEnd=3)
         .encode(
             x=alt.X(f"{value}:Q", title=value),
-            y=alt.Y(f"{label}:N", sort="-x", title=None),
+            y=alt.Y(
+                f"{label}:N",
+                sort="-x",
+                title=None,
+                axis=alt.Axis(labelOverlap=False, labelLimit=220),
+            ),
             tooltip=[label, value],
         )
-        .properties(height=max(120, 28 * len(frame)))
+        .properties(height=max(120, 34 * len(frame)))
     )
     st.altair_chart(chart, width="stretch")

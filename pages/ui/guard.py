@@ -8,7 +8,7 @@ from core.access import Actor
 from pages.ui.actions import show_flash
 from pages.ui.layout import page_header
 from pages.ui.registry import screen
-from pages.ui.session import current_actor
+from pages.ui.session import refreshed_actor
 
 
 def require_page(key: str) -> Actor:
@@ -17,7 +17,9 @@ def require_page(key: str) -> Actor:
     After a restart a deep link runs the page file without app.py; switching to app.py puts
     the server back under st.navigation, whose login gate then applies.
     """
-    actor = current_actor()
+    # Re-read here, not only in app.py: a page may run without app.py (deep link after a
+    # restart), and a deactivation or role change must apply on the very next click.
+    actor = refreshed_actor()
     if actor is None:
         st.switch_page("app.py")
     assert actor is not None

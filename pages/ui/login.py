@@ -8,7 +8,7 @@ from core import demo
 from core.auth import authenticate
 from core.errors import AccountLocked, LoginFailed
 from db.engine import login_scope, session_scope
-from pages.ui.session import sign_in
+from pages.ui.session import SIGNED_OUT_KEY, sign_in
 
 
 def login_page() -> None:
@@ -16,6 +16,9 @@ def login_page() -> None:
     with middle:
         st.title("Trellis")
         st.caption("The training console for your shop's AI assistant.")
+        reason = st.session_state.pop(SIGNED_OUT_KEY, None)
+        if reason:
+            st.warning(reason, icon=":material/logout:")
         with st.form("login", enter_to_submit=True):
             username = st.text_input("Username", autocomplete="username")
             password = st.text_input("Password", type="password", autocomplete="current-password")

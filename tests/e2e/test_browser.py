@@ -51,4 +51,18 @@ def test_wrong_password_shows_one_generic_message(demo_server, page):
 def test_signed_out_deep_link_lands_on_the_login_form(demo_server, page):
     page.goto(f"{demo_server}/settings")
     page.get_by_role("button", name="Log in").wait_for()
+    page.get_by_text("Demo workspace logins").wait_for()
+    settle(page)
+    shot(page, "login")
     assert page.get_by_role("heading", name="Settings").count() == 0
+    assert page.get_by_text("Page not found").count() == 0
+
+
+def test_deep_link_opens_its_page_right_after_logging_in(demo_server, page):
+    admin = next(d for d in BLOOM if d.role == "admin")
+    page.goto(f"{demo_server}/settings")
+    page.get_by_label("Username", exact=True).fill(admin.username)
+    page.get_by_label("Password", exact=True).fill(admin.password)
+    page.get_by_label("Password", exact=True).press("Enter")
+    page.get_by_role("heading", name="Settings").wait_for()
+    assert page.get_by_role("tab", name="Audit log").is_visible()

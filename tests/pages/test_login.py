@@ -69,3 +69,32 @@ def test_logout_returns_to_the_login_form(app, shops):
     at = at.run()
     assert "actor" not in at.session_state
     assert at.button[0].label == "Log in"
+
+
+def test_deactivation_signs_out_an_open_session_at_the_next_click(app, shops, app_db):
+    bloom, _ = shops
+    at = app(bloom.florist)
+    assert at.title[0].value == "Home"
+    with session_scope(bloom.admin, engine=app_db) as s:
+        user = s.exec(select(User).where(User.id == bloom.florist.user_id)).one()
+        user.is_active = False
+        s.add(user)
+    at = at.run()
+    assert "actor" not in at.session_state
+    assert "deactivated" in at.warning[0].value
+    assert [b.label for b in at.button] == ["Log in"]
+
+
+def test_a_role_change_applies_to_an_open_session(app, shops, app_db):
+    bloom, _ = shops
+    at = app(bloom.florist)
+    at.switch_page("pages/settings.py")
+    assert "Not allowed" in at.run().error[0].value
+    with session_scope(bloom.admin, engine=app_db) as s:
+        user = s.exec(select(User).where(User.id == bloom.florist.user_id)).one()
+        user.role = "admin"
+        s.add(user)
+    at = at.run()
+    assert not at.error
+    assert at.session_state["actor"].role.value == "admin"
+    assert [t.label for t in at.tabs] == ["Users", "Audit log"]

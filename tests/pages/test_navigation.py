@@ -23,12 +23,12 @@ def test_every_page_renders_for_every_role(app, shops, role, screen):
 
 
 def test_signed_out_app_offers_only_the_login_form(app, shops):
-    """Signed out, no page is registered but the login form (deep links: see tests/e2e)."""
+    """Signed out, the app shows the login form and no screen (deep links: see tests/e2e)."""
     at = app()
     assert not at.exception
     assert [b.label for b in at.button] == ["Log in"]
-    with pytest.raises(ValueError, match="Known pages: \\['Log in'\\]"):
-        at.switch_page("pages/settings.py")
+    assert [t.value for t in at.title] == ["Trellis"]
+    assert not at.sidebar.button
 
 
 @pytest.mark.parametrize("role", [Role.FLORIST, Role.MANAGER], ids=lambda r: r.value)
