@@ -57,6 +57,30 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TRELLIS_PAGE_SIZE"),
         description="Rows per page in long tables (audit log, users).",
     )
+    max_upload_mb: int = Field(
+        default=50,
+        ge=1,
+        validation_alias=AliasChoices("TRELLIS_MAX_UPLOAD_MB"),
+        description="Largest file an import accepts (keep maxUploadSize in .streamlit equal).",
+    )
+    max_import_rows: int = Field(
+        default=1_000_000,
+        ge=1,
+        validation_alias=AliasChoices("TRELLIS_MAX_IMPORT_ROWS"),
+        description="Most rows one imported file may have.",
+    )
+    max_text_length: int = Field(
+        default=2_000,
+        ge=1,
+        validation_alias=AliasChoices("TRELLIS_MAX_TEXT_LENGTH"),
+        description="Longest message text accepted; longer rows are rejected.",
+    )
+    max_json_depth: int = Field(
+        default=20,
+        ge=1,
+        validation_alias=AliasChoices("TRELLIS_MAX_JSON_DEPTH"),
+        description="Deepest nesting accepted in a JSONL line.",
+    )
 
 
 def get_settings() -> Settings:

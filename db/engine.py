@@ -28,11 +28,12 @@ from sqlmodel import Session, create_engine
 from core.access import Actor
 from core.config import get_settings
 from core.errors import DatabaseUnavailable, TrellisError
-from db.models import TenantOwned
+from db.models import SharedOwned, TenantOwned
 
 log = logging.getLogger(__name__)
 
 TENANT_KEY = "tenant_id"
+OWNER_KEYS = ("tenant_id", "owner_tenant_id")
 LOGIN_LOOKUP_KEY = "login_lookup"
 
 
@@ -122,17 +123,21 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
     if not (state.is_select or state.is_update or state.is_delete):
         return
     statement = state.statement
-    if state.is_update and isinstance(state.parameters, list):
-        # Bulk UPDATE by primary key ignores loader criteria: add the tenant filter itself
-        # (SQLAlchemy allows extra WHERE criteria there only without session synchronization).
-        model = state.bind_mapper.class_ if state.bind_mapper else None
-        if model is not None and issubclass(model, TenantOwned):
-            statement = statement.where(model.tenant_id == tenant)  # type: ignore[attr-defined]
-            state.update_execution_options(synchronize_session=None)
+    model = state.bind_mapper.class_ if state.bind_mapper else None
+    if (state.is_update or state.is_delete) and model and issubclass(model, SharedOwned):
+        # Shared rows: every shop reads them, but bulk changes reach only the shop's own.
+        statement = statement.where(model.owner_tenant_id == tenant)  # type: ignore[attr-defined]
+        state.update_execution_options(synchronize_session=None)
+    # Bulk UPDATE by primary key ignores loader criteria: add the tenant filter itself
+    # (SQLAlchemy allows extra WHERE criteria there only without session synchronization).
+    bulk_by_pk = state.is_update and isinstance(state.parameters, list)
+    if bulk_by_pk and model is not None and issubclass(model, TenantOwned):
+        statement = statement.where(model.tenant_id == tenant)  # type: ignore[attr-defined]
+        state.update_execution_options(synchronize_session=None)
     state.statement = statement.options(
         *(
-            with_loader_criteria(model, model.tenant_id == tenant, include_aliases=True)
-            for model in tenant_models()
+            with_loader_criteria(owned, owned.tenant_id == tenant, include_aliases=True)
+            for owned in tenant_models()
         )
     )
 
@@ -154,7 +159,7 @@ def _refuse_other_tenant_values(state: ORMExecuteState, tenant: int) -> None:
     """Bulk insert()/update() skip the flush check: check the tenant_id they write here."""
     for row in _written_rows(state):
         for key, value in row.items():
-            if (key if isinstance(key, str) else getattr(key, "key", None)) != "tenant_id":
+            if (key if isinstance(key, str) else getattr(key, "key", None)) not in OWNER_KEYS:
                 continue
             if isinstance(value, BindParameter):
                 value = value.effective_value
@@ -184,10 +189,17 @@ def _refuse_other_tenant_writes(session: Session, _ctx: Any, _instances: Any) ->
     if tenant is None:
         return
     for obj in list(session.new) + list(session.dirty) + list(session.deleted):
-        if isinstance(obj, TenantOwned) and obj.tenant_id != tenant:
+        owner = (
+            obj.tenant_id
+            if isinstance(obj, TenantOwned)
+            else obj.owner_tenant_id
+            if isinstance(obj, SharedOwned)
+            else tenant
+        )
+        if owner != tenant:
             raise TenantViolation(
                 f"Refused to write a {type(obj).__name__} of another shop "
-                f"(row tenant {obj.tenant_id}, session tenant {tenant})."
+                f"(row shop {owner}, session shop {tenant})."
             )
 
 

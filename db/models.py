@@ -11,7 +11,16 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, ForeignKeyConstraint, Index, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    Text,
+    UniqueConstraint,
+)
 from sqlmodel import Field, SQLModel
 
 
@@ -24,6 +33,12 @@ class TenantOwned(SQLModel):
     """Mixin for every table that belongs to one shop."""
 
     tenant_id: int = Field(foreign_key="tenant.id", index=True, nullable=False)
+
+
+class SharedOwned(SQLModel):
+    """Mixin for rows every shop may read but only the creating shop may change."""
+
+    owner_tenant_id: int = Field(foreign_key="tenant.id", index=True, nullable=False)
 
 
 def same_shop_parent(table: str) -> UniqueConstraint:
@@ -134,6 +149,7 @@ class Message(TenantOwned, table=True):
     __tablename__ = "message"
     __table_args__ = (
         Index("ix_message_tenant_conversation", "tenant_id", "conversation_id", "created_at"),
+        UniqueConstraint("tenant_id", "dedupe_key", name="uq_message_tenant_dedupe"),
         same_shop_parent("message"),
         same_shop_fk("conversation_id", "conversation"),
     )
@@ -142,6 +158,9 @@ class Message(TenantOwned, table=True):
     role: str = Field(max_length=16)  # customer | assistant | agent
     text: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+    # Set by file imports (conversation, role, text, time) so re-importing a log adds nothing;
+    # NULL for live traffic, where every message counts.
+    dedupe_key: str | None = Field(default=None, max_length=64)
 
 
 class Example(TenantOwned, table=True):
@@ -209,6 +228,52 @@ class Correction(TenantOwned, table=True):
     reverted_at: datetime | None = Field(default=None)
 
 
+class ImportProfile(SharedOwned, table=True):
+    """How to read files from one source platform; shared by every shop, anonymously."""
+
+    __tablename__ = "import_profile"
+    __table_args__ = (
+        UniqueConstraint("owner_tenant_id", "name", name="uq_import_profile_owner_name"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    source: str = Field(max_length=100, index=True)  # the platform, e.g. "Shopify Inbox"
+    kind: str = Field(default="examples", max_length=16)  # examples | conversations
+    file_format: str = Field(default="csv", max_length=16)  # csv | jsonl
+    mapping: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    delimiter: str | None = Field(default=None, max_length=4)
+    encoding: str | None = Field(default=None, max_length=32)
+    date_format: str | None = Field(default=None, max_length=64)
+    cleanup: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    description: str = Field(default="", max_length=500)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1)
+
+
+class ImportProfileUsage(SQLModel, table=True):
+    """Anonymous use counters of a profile; any shop's import updates them atomically."""
+
+    __tablename__ = "import_profile_usage"
+    profile_id: int = Field(
+        sa_column=Column(
+            "profile_id",
+            Integer,
+            ForeignKey("import_profile.id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    success_count: int = Field(default=0)
+    failure_count: int = Field(default=0)
+    last_successful_use: datetime | None = Field(default=None)
+    last_used_at: datetime | None = Field(default=None)
+
+
 def tenant_tables() -> list[str]:
     """Names of every table with a tenant_id column (what RLS and the isolation tests cover)."""
     return sorted(t.name for t in SQLModel.metadata.sorted_tables if "tenant_id" in t.c)
+
+
+def shared_tables() -> list[str]:
+    """Tables every shop reads but only the owning shop (owner_tenant_id) changes."""
+    return sorted(t.name for t in SQLModel.metadata.sorted_tables if "owner_tenant_id" in t.c)
