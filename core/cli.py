@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -15,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from core.access import ALL_ROLES, Actor
 from core.config import get_settings
-from core.errors import DatabaseUnavailable, SchemaOutdated, TrellisError
+from core.errors import DatabaseUnavailable, FileRefused, SchemaOutdated, TrellisError
 from core.logs import configure_logging
 from db.engine import get_engine, ping, session_scope
 
@@ -35,7 +36,7 @@ def handle_errors(func: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (DatabaseUnavailable, SchemaOutdated) as exc:
+        except (DatabaseUnavailable, SchemaOutdated, FileRefused) as exc:
             _fail(str(exc), 1)
         except TrellisError as exc:
             _fail(str(exc), 2)
@@ -176,6 +177,34 @@ def user_create(
         created = create_user(session=session, actor=actor, data=data)
     payload = {"username": created.username, "role": created.role.value, "tenant": slug}
     emit(payload, as_json, f"Created {created.role.value} '{created.username}' in {slug}.")
+
+
+def check_size(path: Path) -> None:
+    """Refuse a file over the upload limit before reading it."""
+    limit = get_settings().max_upload_mb
+    if path.stat().st_size > limit * 1024 * 1024:
+        raise FileRefused(f"{path.name} is larger than {limit} MB (TRELLIS_MAX_UPLOAD_MB).")
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def ingest(file: Path, slug: str, as_json: bool) -> None:
+    """Record the assistant's interactions from a JSONL file (record_interaction's keys)."""
+    from core.ingest import read_interactions, record_interactions
+
+    check_size(file)
+    try:
+        with file.open(encoding="utf-8-sig") as lines:
+            items = read_interactions(lines)
+    except UnicodeDecodeError as exc:
+        raise FileRefused(f"{file.name} is not UTF-8 text; nothing recorded.") from exc
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        count = record_interactions(session=session, actor=actor, items=items)
+    emit({"recorded": count}, as_json, f"Recorded {count} interactions in {slug}.")
 
 
 if __name__ == "__main__":  # pragma: no cover

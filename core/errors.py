@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pydantic import ValidationError
+
 
 class TrellisError(Exception):
     """Base of every error core raises on purpose."""
@@ -37,3 +39,16 @@ class DatabaseUnavailable(TrellisError):
 
 class SchemaOutdated(TrellisError):
     """The database is behind this version's migrations."""
+
+
+class FileRefused(InvalidInput):
+    """A file is refused as a whole (structure, encoding, limits); nothing was written."""
+
+
+def validation_message(exc: ValidationError) -> str:
+    """Pydantic's errors as one plain sentence: 'field: problem; other: problem'."""
+    parts = []
+    for error in exc.errors():
+        where = ".".join(map(str, error["loc"])) or "value"
+        parts.append(f"{where} {error['msg'].removeprefix('Value error, ')}")
+    return "; ".join(parts)

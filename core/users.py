@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from core import audit
 from core.access import Actor, Role, require_role
 from core.config import get_settings
-from core.errors import InvalidInput, NotFound, PermissionDenied, StaleEdit
+from core.errors import InvalidInput, NotFound, PermissionDenied, StaleEdit, validation_message
 from core.passwords import hash_password, verify_password
 from db.models import User, utcnow
 
@@ -82,8 +82,7 @@ def parse_user_create(**fields: object) -> UserCreate:
     try:
         return UserCreate.model_validate(fields)
     except ValidationError as exc:
-        parts = [f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()]
-        raise InvalidInput("; ".join(parts)) from exc
+        raise InvalidInput(validation_message(exc)) from exc
 
 
 def list_users(*, session: Session, actor: Actor) -> list[UserView]:

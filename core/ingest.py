@@ -1,0 +1,216 @@
+"""Live traffic from the assistant: each customer message it answered, as it happens.
+
+The assistant (outside Trellis) calls `record_interaction` (or the batch form, or
+`trellis ingest FILE`): the message is stored in its conversation and becomes a pending
+Example for review and training.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from pydantic import BaseModel, ValidationError, field_validator
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from core.access import Actor, Role, require_role
+from core.config import get_settings
+from core.errors import FileRefused, InvalidInput, validation_message
+from core.text import text_hash
+from db.models import Conversation, Example, ExampleSource, ExampleStatus, Message, utcnow
+
+
+class InteractionIn(BaseModel):
+    """One answered customer message, as the assistant reports it."""
+
+    text: str
+    conversation_id: str
+    customer_id: str = ""
+    response: str | None = None
+    escalated: bool = False
+    created_at: datetime | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        value = value.strip()
+        limit = get_settings().max_text_length
+        if not value:
+            raise ValueError("is empty")
+        if len(value) > limit:
+            raise ValueError(f"is longer than {limit} characters")
+        return value
+
+    @field_validator("conversation_id")
+    @classmethod
+    def _conversation(cls, value: str) -> str:
+        value = value.strip()
+        if not 1 <= len(value) <= 128:
+            raise ValueError("needs 1 to 128 characters")
+        return value
+
+    @field_validator("customer_id")
+    @classmethod
+    def _customer(cls, value: str) -> str:
+        if len(value) > 128:
+            raise ValueError("is longer than 128 characters")
+        return value.strip()
+
+    @field_validator("created_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+@dataclass(frozen=True)
+class Recorded:
+    example_id: int
+    message_id: int
+    conversation_id: int
+
+
+def parse_interaction(fields: dict[str, object], *, where: str = "") -> InteractionIn:
+    """Validate one interaction, turning pydantic's errors into one clear message."""
+    try:
+        return InteractionIn.model_validate(fields)
+    except ValidationError as exc:
+        raise InvalidInput(f"{where}{validation_message(exc)}") from exc
+
+
+def record_interaction(
+    *,
+    session: Session,
+    actor: Actor,
+    text: str,
+    conversation_id: str,
+    customer_id: str = "",
+    response: str | None = None,
+    escalated: bool = False,
+    created_at: datetime | None = None,
+) -> Recorded:
+    """Store one answered customer message as a pending example (admin or the assistant)."""
+    item = parse_interaction(
+        {
+            "text": text,
+            "conversation_id": conversation_id,
+            "customer_id": customer_id,
+            "response": response,
+            "escalated": escalated,
+            "created_at": created_at,
+        }
+    )
+    return _record(session, actor, item)
+
+
+def record_interactions(*, session: Session, actor: Actor, items: Iterable[InteractionIn]) -> int:
+    """Store a batch of interactions in the caller's transaction (all or nothing)."""
+    require_role(actor, Role.ADMIN)
+    count = 0
+    for item in items:
+        _record(session, actor, item)
+        count += 1
+    return count
+
+
+def read_interactions(lines: Iterable[str]) -> list[InteractionIn]:
+    """Parse a JSONL file of interactions; any bad line refuses the whole file, by number."""
+    items = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            fields = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise FileRefused(
+                f"Line {number} is not valid JSON ({exc.msg}); nothing recorded."
+            ) from exc
+        if not isinstance(fields, dict):
+            raise FileRefused(f"Line {number} is not a JSON object; nothing recorded.")
+        try:
+            items.append(parse_interaction(fields, where=f"Line {number}: "))
+        except InvalidInput as exc:
+            raise FileRefused(f"{exc}; nothing recorded.") from exc
+    return items
+
+
+def _record(session: Session, actor: Actor, item: InteractionIn) -> Recorded:
+    require_role(actor, Role.ADMIN)
+    at = item.created_at or utcnow()
+    conversation = _conversation(session, actor, item, at)
+    assert conversation.id is not None
+    message = Message(
+        tenant_id=actor.tenant_id,
+        conversation_id=conversation.id,
+        role="customer",
+        text=item.text,
+        created_at=at,
+    )
+    session.add(message)
+    if item.response:
+        session.add(
+            Message(
+                tenant_id=actor.tenant_id,
+                conversation_id=conversation.id,
+                role="assistant",
+                text=item.response,
+                created_at=at,
+            )
+        )
+    session.flush()
+    example = Example(
+        tenant_id=actor.tenant_id,
+        text=item.text,
+        text_hash=text_hash(item.text),
+        ai_response=item.response,
+        escalated=item.escalated,
+        status=ExampleStatus.PENDING.value,
+        source=ExampleSource.LIVE.value,
+        conversation_id=conversation.id,
+        message_id=message.id,
+        created_at=at,
+        updated_at=at,
+    )
+    session.add(example)
+    session.flush()
+    assert example.id is not None and message.id is not None
+    return Recorded(example.id, message.id, conversation.id)
+
+
+def _conversation(
+    session: Session, actor: Actor, item: InteractionIn, at: datetime
+) -> Conversation:
+    """The conversation with this external id, created on its first message."""
+    conversation = _find(session, actor, item.conversation_id)
+    if conversation is None:
+        conversation = Conversation(
+            tenant_id=actor.tenant_id,
+            external_id=item.conversation_id,
+            customer_id=item.customer_id,
+            started_at=at,
+        )
+        try:
+            with session.begin_nested():  # another replica may create it at the same moment
+                session.add(conversation)
+        except IntegrityError:
+            conversation = _find(session, actor, item.conversation_id)
+            assert conversation is not None
+    if item.escalated and not conversation.escalated:
+        conversation.escalated = True
+        session.add(conversation)
+    if conversation.ended_at is None or conversation.ended_at < at:
+        conversation.ended_at = at
+        session.add(conversation)
+    return conversation
+
+
+def _find(session: Session, actor: Actor, external_id: str) -> Conversation | None:
+    return session.exec(
+        select(Conversation).where(
+            Conversation.tenant_id == actor.tenant_id, Conversation.external_id == external_id
+        )
+    ).first()
