@@ -22,6 +22,7 @@ from sqlmodel import Session, SQLModel, col, select
 from core import audit
 from core.access import Actor, Role
 from core.errors import InvalidInput
+from core.profiles import seed_default_profiles
 from core.tenants import create_tenant
 from core.text import text_hash
 from core.users import UserView, create_user, parse_user_create
@@ -1465,6 +1466,8 @@ def _create_shop(
     set_tenant(session, tenant.id)
     actor = Actor(None, tenant.id, Role.ADMIN, "demo-setup", "Demo set-up", spec.name)
     users = [_create_user(session, actor, user) for user in spec.users]
+    if spec is SHOPS[0]:  # shared by every shop: one set of starting profiles is enough
+        seed_default_profiles(session=session, actor=actor)
     admin_id = next(u.id for u in users if u.role is Role.ADMIN)
     traffic = _traffic(spec, seed, now)
     _add_intents(session, tenant.id, traffic.intents.values(), now - timedelta(days=days))

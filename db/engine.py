@@ -17,18 +17,18 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, event, false, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import ORMExecuteState, SessionTransaction, with_loader_criteria
 from sqlalchemy.pool import StaticPool
 from sqlalchemy.sql.elements import BindParameter, ClauseElement
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, create_engine, select
 
 from core.access import Actor
 from core.config import get_settings
 from core.errors import DatabaseUnavailable, TrellisError
-from db.models import SharedOwned, TenantOwned
+from db.models import SharedCounter, SharedOwned, TenantOwned
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,10 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
         # Shared rows: every shop reads them, but bulk changes reach only the shop's own.
         statement = statement.where(model.owner_tenant_id == tenant)  # type: ignore[attr-defined]
         state.update_execution_options(synchronize_session=None)
+    if state.is_delete and model and issubclass(model, SharedCounter):
+        # Counters go only with their shared row (ON DELETE CASCADE), never on their own.
+        statement = statement.where(false())  # type: ignore[attr-defined]
+        state.update_execution_options(synchronize_session=None)
     # Bulk UPDATE by primary key ignores loader criteria: add the tenant filter itself
     # (SQLAlchemy allows extra WHERE criteria there only without session synchronization).
     bulk_by_pk = state.is_update and isinstance(state.parameters, list)
@@ -188,6 +192,9 @@ def _refuse_other_tenant_writes(session: Session, _ctx: Any, _instances: Any) ->
     tenant = session.info.get(TENANT_KEY)
     if tenant is None:
         return
+    for obj in list(session.new) + list(session.deleted):
+        if isinstance(obj, SharedCounter):
+            _refuse_foreign_counter(session, obj, tenant)
     for obj in list(session.new) + list(session.dirty) + list(session.deleted):
         owner = (
             obj.tenant_id
@@ -201,6 +208,21 @@ def _refuse_other_tenant_writes(session: Session, _ctx: Any, _instances: Any) ->
                 f"Refused to write a {type(obj).__name__} of another shop "
                 f"(row shop {owner}, session shop {tenant})."
             )
+
+
+def _refuse_foreign_counter(session: Session, counter: SharedCounter, tenant: int) -> None:
+    """Only the shared row's shop creates its counter row; nobody deletes one (it cascades)."""
+    if counter in session.deleted:
+        raise TenantViolation("Use counters go only with their shared row; delete that instead.")
+    shared, key = type(counter).counted
+    with session.no_autoflush:
+        owner = session.exec(
+            select(shared.owner_tenant_id).where(shared.id == getattr(counter, key))  # type: ignore[attr-defined]
+        ).first()
+    if owner != tenant:
+        raise TenantViolation(
+            f"Refused to create use counters of another shop's row (session shop {tenant})."
+        )
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -39,6 +39,14 @@ class SharedOwned(SQLModel):
     """Mixin for rows every shop may read but only the creating shop may change."""
 
     owner_tenant_id: int = Field(foreign_key="tenant.id", index=True, nullable=False)
+
+
+class SharedCounter(SQLModel):
+    """Mixin for the use counters of a shared row: every shop counts (UPDATE), only the shared
+    row's owner creates the counter row, and none deletes it (it goes with its row)."""
+
+    # (the shared model, the column here that holds its id)
+    counted: ClassVar[tuple[type[SharedOwned], str]]
 
 
 def same_shop_parent(table: str) -> UniqueConstraint:
@@ -251,10 +259,11 @@ class ImportProfile(SharedOwned, table=True):
     version: int = Field(default=1)
 
 
-class ImportProfileUsage(SQLModel, table=True):
+class ImportProfileUsage(SharedCounter, table=True):
     """Anonymous use counters of a profile; any shop's import updates them atomically."""
 
     __tablename__ = "import_profile_usage"
+    counted = (ImportProfile, "profile_id")
     profile_id: int = Field(
         sa_column=Column(
             "profile_id",
