@@ -7,8 +7,9 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 import click
 from sqlalchemy import Engine
@@ -17,10 +18,12 @@ from sqlalchemy.exc import OperationalError
 from core.access import ALL_ROLES, Actor
 from core.config import get_settings
 from core.errors import DatabaseUnavailable, FileRefused, SchemaOutdated, TrellisError
+from core.file_spec import ReadSpec
 from core.logs import configure_logging
 from db.engine import get_engine, ping, session_scope
 
 F = TypeVar("F", bound=Callable[..., Any])
+ExportFormat = Literal["csv", "jsonl", "rasa"]
 log = logging.getLogger(__name__)
 
 
@@ -205,6 +208,150 @@ def ingest(file: Path, slug: str, as_json: bool) -> None:
     with session_scope(actor, engine=engine) as session:
         count = record_interactions(session=session, actor=actor, items=items)
     emit({"recorded": count}, as_json, f"Recorded {count} interactions in {slug}.")
+
+
+FORMAT_SPECS = {
+    "csv": ReadSpec(kind="examples", file_format="csv"),
+    "jsonl": ReadSpec(kind="examples", file_format="jsonl"),
+    "rasa": ReadSpec(kind="examples", file_format="rasa"),
+}
+
+
+def _read_spec(file: Path, fmt: str | None) -> ReadSpec | None:
+    """--format as a ReadSpec; conversations take the file type from the extension."""
+    if fmt is None:
+        return None
+    if fmt == "conversations":
+        jsonl = file.suffix.lower() in {".jsonl", ".ndjson", ".json"}
+        return ReadSpec(kind="conversations", file_format="jsonl" if jsonl else "csv")
+    return FORMAT_SPECS[fmt]
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "rasa", "conversations"]),
+    help="What the file holds (default: detected from its name and first lines).",
+)
+@click.option("--profile", "profile_name", help="Read it with this import profile.")
+@click.option("--valid-only", is_flag=True, help="Import the valid rows when some are bad.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def import_cmd(
+    file: Path,
+    slug: str,
+    fmt: str | None,
+    profile_name: str | None,
+    valid_only: bool,
+    as_json: bool,
+) -> None:
+    """Import labelled examples, a Rasa NLU file or conversation logs (all or nothing)."""
+    from core import imports, profiles
+
+    check_size(file)
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        profile_id = None
+        if profile_name:
+            profile_id = profiles.get_profile_by_name(
+                session=session, actor=actor, name=profile_name
+            ).id
+        with (
+            file.open("rb") as stream,
+            click.progressbar(
+                length=file.stat().st_size, label=f"Importing {file.name}", file=sys.stderr
+            ) as bar,
+        ):
+            outcome = imports.import_upload(
+                session=session,
+                actor=actor,
+                stream=stream,
+                filename=file.name,
+                profile_id=profile_id,
+                spec=_read_spec(file, fmt),
+                valid_only=valid_only,
+                progress=lambda done: bar.update(done - bar.pos),
+            )
+    if outcome.error:
+        _fail(_refusal(outcome), 1)
+    report = outcome.report
+    assert report is not None
+    emit(
+        outcome.as_json(),
+        as_json,
+        f"Imported {report.inserted} rows into {slug}; {report.duplicates} duplicates skipped, "
+        f"{report.rejected} rejected.",
+    )
+
+
+def _refusal(outcome: Any) -> str:
+    lines = [outcome.error]
+    if outcome.report is not None:
+        lines += [f"  line {r.line}: {r.reason}" for r in outcome.report.rejects[:20]]
+        if outcome.report.rejected > 20:
+            lines.append(f"  … and {outcome.report.rejected - 20} more rejected rows")
+        lines.append("Nothing was imported; --valid-only imports the valid rows.")
+    return "\n".join(lines)
+
+
+@main.command("export")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "jsonl", "rasa"]), default="csv", show_default=True
+)
+@click.option("--conversations", is_flag=True, help="Export conversation logs (JSONL).")
+@click.option("--status", help="Only examples with this status.")
+@click.option("--intent", help="Only examples labelled with this intent.")
+@click.option("--source", help="Only examples from this source (live, imported, synthetic).")
+@click.option("--since", type=click.DateTime(), help="From this date (UTC).")
+@click.option("--until", type=click.DateTime(), help="Before this date (UTC).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write to this file (default: standard output).",
+)
+@handle_errors
+def export_cmd(
+    slug: str,
+    fmt: str,
+    conversations: bool,
+    status: str | None,
+    intent: str | None,
+    source: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    out: Path | None,
+) -> None:
+    """Export examples (CSV, JSONL, Rasa YAML) or conversation logs (JSONL)."""
+    from core import dataset
+
+    since_utc, until_utc = (d.replace(tzinfo=UTC) if d else None for d in (since, until))
+    engine, actor = tenant_actor(slug)
+    target = out.open("w", encoding="utf-8", newline="") if out else sys.stdout
+    try:
+        with session_scope(actor, engine=engine) as session:
+            if conversations:
+                count = dataset.export_conversations(
+                    session=session, actor=actor, out=target, since=since_utc, until=until_utc
+                )
+            else:
+                flt = dataset.ExampleFilter(
+                    status=status, intent=intent, source=source, since=since_utc, until=until_utc
+                )
+                count = dataset.export_examples(
+                    session=session,
+                    actor=actor,
+                    out=target,
+                    flt=flt,
+                    file_format=cast(ExportFormat, fmt),
+                )
+    finally:
+        if out:
+            target.close()
+    click.echo(f"Exported {count} rows.", err=True)
 
 
 if __name__ == "__main__":  # pragma: no cover

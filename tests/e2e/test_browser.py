@@ -66,3 +66,23 @@ def test_deep_link_opens_its_page_right_after_logging_in(demo_server, page):
     page.get_by_label("Password", exact=True).press("Enter")
     page.get_by_role("heading", name="Settings").wait_for()
     assert page.get_by_role("tab", name="Audit log").is_visible()
+
+
+def test_admin_uploads_checks_and_imports_a_file(demo_server, page, tmp_path):
+    admin = next(d for d in BLOOM if d.role == "admin")
+    _log_in(page, demo_server, admin.username, admin.password)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Data").click()
+    page.get_by_role("heading", name="Data").wait_for()
+    csv_file = tmp_path / "new-examples.csv"
+    csv_file.write_text(
+        "text,intent\nDo you sell orchids in pots?,pricing\n"
+        "Can I add a card to my bouquet?,gift_message\n,pricing\n"
+    )
+    page.locator("input[type=file]").set_input_files(str(csv_file))
+    page.get_by_role("button", name="Check the whole file").click()
+    page.get_by_text("1 row cannot be imported").wait_for()
+    shot(page, "admin-data-check")
+    page.get_by_role("button", name="Import the 2 valid, skip 1 row").click()
+    page.get_by_text("Imported 2 rows from new-examples.csv").wait_for()
+    settle(page)
+    shot(page, "admin-data-imported")
