@@ -49,8 +49,12 @@ def test_banking77_sample_imports_with_no_options_and_reimports_nothing(shop_db,
     path = sample(tmp_path, "train.csv", 400)
     first = run("import", str(path), "--tenant", "bloom", "--json")
     assert first.exit_code == 0, first.output
-    assert json.loads(first.stdout) == {"inserted": 400, "duplicates": 0, "rejected": 0,
-                                        "profile": None}
+    assert json.loads(first.stdout) == {
+        "inserted": 400,
+        "duplicates": 0,
+        "rejected": 0,
+        "profile": None,
+    }
     again = json.loads(run("import", str(path), "--tenant", "bloom", "--json").stdout)
     assert again == {"inserted": 0, "duplicates": 400, "rejected": 0, "profile": None}
     assert len(examples(shop_db)) == 400
@@ -58,8 +62,10 @@ def test_banking77_sample_imports_with_no_options_and_reimports_nothing(shop_db,
 
 def test_jsonl_of_text_and_intent_imports_with_no_options(shop_db, tmp_path):
     path = tmp_path / "examples.jsonl"
-    path.write_text('{"text": "Is my card on its way?", "intent": "card_arrival"}\n'
-                    '{"text": "I lost my card", "intent": "lost_or_stolen_card"}\n')
+    path.write_text(
+        '{"text": "Is my card on its way?", "intent": "card_arrival"}\n'
+        '{"text": "I lost my card", "intent": "lost_or_stolen_card"}\n'
+    )
     result = run("import", str(path), "--tenant", "bloom", "--json")
     assert json.loads(result.stdout)["inserted"] == 2
 
@@ -73,8 +79,12 @@ def test_bad_rows_refuse_the_file_unless_valid_only(shop_db, tmp_path):
     assert examples(shop_db) == []
     valid = run("import", str(path), "--tenant", "bloom", "--valid-only", "--json")
     assert valid.exit_code == 0
-    assert json.loads(valid.stdout) == {"inserted": 2, "duplicates": 0, "rejected": 1,
-                                        "profile": None}
+    assert json.loads(valid.stdout) == {
+        "inserted": 2,
+        "duplicates": 0,
+        "rejected": 1,
+        "profile": None,
+    }
 
 
 def test_structurally_broken_file_exits_1_and_writes_nothing(shop_db, tmp_path):
@@ -93,16 +103,24 @@ def test_a_profile_reads_the_file_and_its_use_is_counted(shop_db, tmp_path):
     from core.access import Actor
 
     with session_scope(Actor.cli(1), engine=get_engine(shop_db)) as s:
-        data = profiles.parse_profile_input(name="Shop CSV", source="Shop",
-                                            mapping={"text": "Message", "intent": "Topic"},
-                                            delimiter=";")
+        data = profiles.parse_profile_input(
+            name="Shop CSV",
+            source="Shop",
+            mapping={"text": "Message", "intent": "Topic"},
+            delimiter=";",
+        )
         profile_id = profiles.create_profile(session=s, actor=Actor.cli(1), data=data).id
     result = run("import", str(path), "--tenant", "bloom", "--profile", "Shop CSV", "--json")
-    assert json.loads(result.stdout) == {"inserted": 1, "duplicates": 0, "rejected": 0,
-                                         "profile": "Shop CSV"}
+    assert json.loads(result.stdout) == {
+        "inserted": 1,
+        "duplicates": 0,
+        "rejected": 0,
+        "profile": "Shop CSV",
+    }
     with session_scope(Actor.cli(1), engine=get_engine(shop_db)) as s:
-        usage = s.exec(select(ImportProfileUsage).where(
-            ImportProfileUsage.profile_id == profile_id)).one()
+        usage = s.exec(
+            select(ImportProfileUsage).where(ImportProfileUsage.profile_id == profile_id)
+        ).one()
     assert (usage.success_count, usage.failure_count) == (1, 0)
 
 
@@ -115,8 +133,20 @@ def test_export_writes_csv_to_stdout_and_jsonl_to_a_file(shop_db, tmp_path):
     rows = list(csv.DictReader(io.StringIO(out.stdout)))
     assert {r["text"] for r in rows} == {"'=1+2 is my order total?", "hello"}
     target = tmp_path / "out.jsonl"
-    assert run("export", "--tenant", "bloom", "--format", "jsonl", "--intent", "greeting",
-               "--out", str(target)).exit_code == 0
+    assert (
+        run(
+            "export",
+            "--tenant",
+            "bloom",
+            "--format",
+            "jsonl",
+            "--intent",
+            "greeting",
+            "--out",
+            str(target),
+        ).exit_code
+        == 0
+    )
     assert [json.loads(x)["text"] for x in target.read_text().splitlines()] == ["hello"]
     # the exported CSV imports back as the same examples: nothing new
     back = tmp_path / "back.csv"
@@ -142,8 +172,9 @@ def test_the_full_banking77_files_import_through_the_console_script(tmp_path):
     env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'b77.db'}"}
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([trellis, *args], env=env, capture_output=True, text=True,
-                              timeout=300, check=False)
+        return subprocess.run(
+            [trellis, *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        )
 
     assert cli("init-db").returncode == 0
     assert cli("tenant", "create", "--name", "Bank").returncode == 0
