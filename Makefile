@@ -38,7 +38,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 bench: $(STAMP)
-	@for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+	@for b in benchmarks/[!_]*.py; do $(BIN)/python $$b || exit 1; done
 
 clean-db:
 	rm -f var/trellis.db var/trellis.db-wal var/trellis.db-shm

@@ -13,7 +13,7 @@ from core.access import Actor, Role
 from core.config import get_settings
 from core.errors import TrellisError
 from core.file_spec import CLEANUP_STEPS
-from pages.ui.actions import read, run_action
+from pages.ui.actions import flash, read, run_action
 from pages.ui.charts import ranked_bars
 from pages.ui.guard import require_page
 
@@ -305,50 +305,69 @@ def _profiles_tab(actor: Actor) -> None:
         )
     if actor.role is Role.ADMIN:
         _new_profile_form(actor)
+        _own_profiles_form(actor, rows)
 
 
-def _new_profile_form(actor: Actor) -> None:
-    with st.expander("Create a profile"), st.form("new_profile"):
+DELIMITERS = {"detect": None, ",": ",", ";": ";", "tab": "\t", "|": "|"}
+
+
+def _profile_form(
+    key: str, submit: str, p: profiles.ProfileView | None
+) -> dict[str, object] | None:
+    """The fields of a profile (prefilled from `p`); the submitted values, or None."""
+    with st.form(key):
         c1, c2 = st.columns(2)
-        name = c1.text_input("Name", placeholder="Shopify Inbox CSV")
-        source = c2.text_input("Source platform", placeholder="Shopify Inbox")
+        name = c1.text_input("Name", value=p.name if p else "", placeholder="Shopify Inbox CSV")
+        source = c2.text_input(
+            "Source platform", value=p.source if p else "", placeholder="Shopify Inbox"
+        )
         c3, c4, c5 = st.columns(3)
-        kind = c3.selectbox("Holds", ["examples", "conversations"])
-        file_format = c4.selectbox("File type", ["csv", "jsonl"])
-        delimiter = c5.selectbox("Delimiter", ["detect", ",", ";", "\\t", "|"])
+        kinds, formats, delims = ["examples", "conversations"], ["csv", "jsonl"], list(DELIMITERS)
+        kind = c3.selectbox("Holds", kinds, index=kinds.index(p.kind) if p else 0)
+        file_format = c4.selectbox(
+            "File type", formats, index=formats.index(p.file_format) if p else 0
+        )
+        current = next((k for k, v in DELIMITERS.items() if p and v == p.delimiter), "detect")
+        delimiter = c5.selectbox("Delimiter", delims, index=delims.index(current))
         mapping_text = st.text_area(
             "Field mapping, one per line: trellis_field = file column",
+            value="\n".join(f"{k} = {v}" for k, v in p.mapping.items()) if p else "",
             placeholder="text = Message\nintent = Topic\ntimestamp = Created at",
         )
         c6, c7 = st.columns(2)
-        date_format = c6.text_input("Date format (strptime)", placeholder="%d/%m/%Y %H:%M")
-        encoding = c7.text_input("Encoding", placeholder="utf-8")
-        cleanup = st.multiselect("Clean-up", list(CLEANUP_STEPS))
-        description = st.text_input("Description")
-        if st.form_submit_button("Create profile", type="primary"):
-            _create_profile(
-                actor,
-                dict(
-                    name=name,
-                    source=source,
-                    kind=kind,
-                    file_format=file_format,
-                    delimiter=None if delimiter == "detect" else delimiter.replace("\\t", "\t"),
-                    mapping=_parse_mapping(mapping_text),
-                    date_format=date_format or None,
-                    encoding=encoding or None,
-                    cleanup=cleanup,
-                    description=description,
-                ),
-            )
+        date_format = c6.text_input(
+            "Date format (strptime)",
+            value=(p.date_format or "") if p else "",
+            placeholder="%d/%m/%Y %H:%M",
+        )
+        encoding = c7.text_input(
+            "Encoding", value=(p.encoding or "") if p else "", placeholder="utf-8"
+        )
+        cleanup = st.multiselect(
+            "Clean-up", list(CLEANUP_STEPS), default=list(p.cleanup) if p else []
+        )
+        description = st.text_input("Description", value=p.description if p else "")
+        if not st.form_submit_button(submit, type="primary"):
+            return None
+    return dict(
+        name=name,
+        source=source,
+        kind=kind,
+        file_format=file_format,
+        delimiter=DELIMITERS[delimiter],
+        mapping=_parse_mapping(mapping_text),
+        date_format=date_format or None,
+        encoding=encoding or None,
+        cleanup=cleanup,
+        description=description,
+    )
 
 
-def _parse_mapping(text: str) -> dict[str, str]:
-    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
-    return {k.strip(): v.strip() for k, v in pairs}
-
-
-def _create_profile(actor: Actor, fields: dict[str, object]) -> None:
+def _new_profile_form(actor: Actor) -> None:
+    with st.expander("Create a profile"):
+        fields = _profile_form("new_profile", "Create profile", None)
+    if fields is None:
+        return
     outcome = run_action(
         actor,
         lambda s: profiles.create_profile(
@@ -356,7 +375,49 @@ def _create_profile(actor: Actor, fields: dict[str, object]) -> None:
         ),
     )
     if outcome.ok:
-        st.success(f"Created the profile '{fields['name']}'; every shop can now use it.")
+        flash(f"Created the profile '{fields['name']}'; every shop can now use it.")
+
+
+def _own_profiles_form(actor: Actor, rows: list[profiles.ProfileView]) -> None:
+    """Change or delete a profile this shop created (others' profiles are read-only)."""
+    mine = [p for p in rows if p.is_mine]
+    if not mine:
+        return
+    with st.expander("Change or delete one of your shop's profiles"):
+        chosen = st.selectbox("Profile", mine, format_func=lambda p: p.name, key="own_profile")
+        fields = _profile_form(f"edit_profile_{chosen.id}", "Save changes", chosen)
+        confirm = st.checkbox(
+            f"Yes, delete '{chosen.name}' for every shop", key=f"confirm_delete_{chosen.id}"
+        )
+        delete = st.button("Delete profile", key=f"delete_{chosen.id}", disabled=not confirm)
+    if fields is not None:
+        outcome = run_action(
+            actor,
+            lambda s: profiles.update_profile(
+                session=s,
+                actor=actor,
+                profile_id=chosen.id,
+                expected_version=chosen.version,
+                data=profiles.parse_profile_input(**fields),
+            ),
+        )
+        if outcome.ok:
+            flash(f"Saved the profile '{fields['name']}'.")
+    if (
+        delete
+        and run_action(
+            actor,
+            lambda s: profiles.delete_profile(
+                session=s, actor=actor, profile_id=chosen.id, expected_version=chosen.version
+            ),
+        ).ok
+    ):
+        flash(f"Deleted the profile '{chosen.name}'.")
+
+
+def _parse_mapping(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
 
 
 if "Import" in tabs:

@@ -100,3 +100,85 @@ def test_statistics_and_empty_states(app, shops):
     at = _data(app, bloom.admin)
     assert {m.label: m.value for m in at.metric}["Examples"] == "2"
     assert any("Add examples to" in w.value for w in at.warning)  # both intents have < 10
+
+
+def _profile(engine, actor, name, source="Shop", successes=0, failures=0):
+    from core import profiles
+
+    with session_scope(actor, engine=engine) as s:
+        view = profiles.create_profile(
+            session=s,
+            actor=actor,
+            data=profiles.parse_profile_input(
+                name=name, source=source, mapping={"text": "Message", "intent": "Topic"}
+            ),
+        )
+        for _ in range(successes):
+            profiles.record_use(
+                session=s, actor=actor, profile_id=view.id, valid_rows=1, total_rows=1
+            )
+        for _ in range(failures):
+            profiles.record_use(
+                session=s, actor=actor, profile_id=view.id, valid_rows=0, total_rows=1
+            )
+    return view
+
+
+def test_picking_a_source_preselects_its_best_proven_profile(app, shops, app_db):
+    bloom, fern = shops
+    _profile(app_db, fern.admin, "Lucky two", successes=2)
+    _profile(app_db, fern.admin, "Proven", successes=95, failures=5)
+    at = _upload(_data(app, bloom.admin), "shop.csv", b"Message,Topic\nhi,greeting\n")
+    at.selectbox(key="import_source").select("Shop")
+    at = at.run()
+    assert at.selectbox(key="import_profile_Shop").value.name == "Proven"
+    assert list(at.dataframe[0].value["text"]) == ["hi"]  # read through the profile's mapping
+
+
+def test_profiles_tab_is_anonymous_and_others_profiles_are_read_only(app, shops, app_db):
+    bloom, fern = shops
+    _profile(app_db, fern.admin, "Fern's format")
+    at = _data(app, bloom.admin)
+    table = at.dataframe[-1].value
+    assert list(table["name"]) == ["Fern's format"] and list(table["yours"]) == [False]
+    assert "Fern" not in " ".join(table.columns)
+    assert at.get("expander") and not any(
+        e.label.startswith("Change or delete") for e in at.get("expander")
+    )
+
+
+def test_admin_creates_edits_and_deletes_a_profile(app, shops, app_db):
+    from db.models import ImportProfile
+
+    bloom, _ = shops
+    at = _data(app, bloom.admin)
+    form = [w for w in at.text_input if w.label == "Name"][0]
+    form.input("Till CSV")
+    next(w for w in at.text_input if w.label == "Source platform").input("Till")
+    next(w for w in at.text_area if w.label.startswith("Field mapping")).input(
+        "text = Message\nintent = Topic"
+    )
+    next(b for b in at.button if b.label == "Create profile").click()
+    at = at.run()
+    assert "Created the profile 'Till CSV'" in at.success[0].value
+    profile_id = _profile_id(app_db, bloom, "Till CSV")
+    names = [w for w in at.text_input if w.label == "Name"]
+    names[1].input("Till CSV v2")  # the edit form of the shop's own profile
+    next(b for b in at.button if b.label == "Save changes").click()
+    at = at.run()
+    assert "Saved the profile 'Till CSV v2'" in at.success[0].value
+    assert at.button(key=f"delete_{profile_id}").disabled  # confirmation first
+    at.checkbox(key=f"confirm_delete_{profile_id}").check()
+    at = at.run()
+    at.button(key=f"delete_{profile_id}").click()
+    at = at.run()
+    assert "Deleted the profile" in at.success[0].value
+    with session_scope(bloom.admin, engine=app_db) as s:
+        assert s.exec(select(ImportProfile)).all() == []
+
+
+def _profile_id(engine, shop, name):
+    from db.models import ImportProfile
+
+    with session_scope(shop.admin, engine=engine) as s:
+        return s.exec(select(ImportProfile.id).where(ImportProfile.name == name)).one()
