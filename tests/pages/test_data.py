@@ -152,7 +152,7 @@ def test_admin_creates_edits_and_deletes_a_profile(app, shops, app_db):
 
     bloom, _ = shops
     at = _data(app, bloom.admin)
-    form = [w for w in at.text_input if w.label == "Name"][0]
+    form = next(w for w in at.text_input if w.label == "Name")
     form.input("Till CSV")
     next(w for w in at.text_input if w.label == "Source platform").input("Till")
     next(w for w in at.text_area if w.label.startswith("Field mapping")).input(
