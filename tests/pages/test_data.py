@@ -182,3 +182,14 @@ def _profile_id(engine, shop, name):
 
     with session_scope(shop.admin, engine=engine) as s:
         return s.exec(select(ImportProfile.id).where(ImportProfile.name == name)).one()
+
+
+def test_an_oversized_upload_is_refused_on_the_server(app, shops, app_db, monkeypatch):
+    bloom, _ = shops
+    monkeypatch.setenv("TRELLIS_MAX_UPLOAD_MB", "1")
+    big = b"text,intent\n" + b"where is my order please tell me,order_status\n" * 30_000
+    at = _upload(_data(app, bloom.admin), "big.csv", big)
+    assert "larger than 1 MB" in at.error[0].value
+    assert not at.dataframe  # no preview of a refused file
+    with session_scope(bloom.admin, engine=app_db) as s:
+        assert s.exec(select(Example)).all() == []
