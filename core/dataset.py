@@ -58,7 +58,7 @@ from core.readers import (
     rasa_rows,
 )
 from core.spreadsheet import safe_cell
-from core.text import normalize_text, text_hash
+from core.text import message_key, normalize_text, text_hash
 from db.models import (
     Conversation,
     Example,
@@ -314,13 +314,6 @@ def example_hashes(text: str, label: str) -> tuple[str, str]:
     normal = normalize_text(text)
     key = normal + "\x1f" + label.strip().lower()
     return hashlib.sha256(normal.encode()).hexdigest(), hashlib.sha256(key.encode()).hexdigest()
-
-
-def message_key(external_id: str, role: str, text: str, when: datetime | None) -> str:
-    """Message.dedupe_key: the same message of the same conversation at the same time."""
-    stamp = when.isoformat() if when else ""
-    key = "\x1f".join((external_id, role, normalize_text(text), stamp))
-    return hashlib.sha256(key.encode()).hexdigest()
 
 
 def _unknown_role(role: str) -> str:

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ValidationError, field_validator
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.access import Actor, Role, require_role
 from core.config import get_settings
 from core.errors import FileRefused, InvalidInput, validation_message
-from core.text import text_hash
+from core.text import message_key, text_hash
 from db.models import Conversation, Example, ExampleSource, ExampleStatus, Message, utcnow
 
 
@@ -141,6 +141,10 @@ def read_interactions(lines: Iterable[str]) -> list[InteractionIn]:
 def _record(session: Session, actor: Actor, item: InteractionIn) -> Recorded:
     require_role(actor, Role.ADMIN)
     at = item.created_at or utcnow()
+    key = message_key(item.conversation_id, "customer", item.text, at)
+    already = _already_recorded(session, actor, key)
+    if already is not None:  # the assistant retried: recording twice would count it twice
+        return already
     conversation = _conversation(session, actor, item, at)
     assert conversation.id is not None
     message = Message(
@@ -149,6 +153,7 @@ def _record(session: Session, actor: Actor, item: InteractionIn) -> Recorded:
         role="customer",
         text=item.text,
         created_at=at,
+        dedupe_key=key,
     )
     session.add(message)
     if item.response:
@@ -159,6 +164,7 @@ def _record(session: Session, actor: Actor, item: InteractionIn) -> Recorded:
                 role="assistant",
                 text=item.response,
                 created_at=at,
+                dedupe_key=message_key(item.conversation_id, "assistant", item.response, at),
             )
         )
     session.flush()
@@ -179,6 +185,20 @@ def _record(session: Session, actor: Actor, item: InteractionIn) -> Recorded:
     session.flush()
     assert example.id is not None and message.id is not None
     return Recorded(example.id, message.id, conversation.id)
+
+
+def _already_recorded(session: Session, actor: Actor, key: str) -> Recorded | None:
+    """The recording of this very message (same conversation, text and time), if any."""
+    row = session.exec(
+        select(Example.id, Message.id, Message.conversation_id)
+        .join(Message, col(Example.message_id) == col(Message.id))
+        .where(Message.tenant_id == actor.tenant_id, Message.dedupe_key == key)
+    ).first()
+    if row is None:
+        return None
+    example_id, message_id, conversation_id = row
+    assert example_id is not None and message_id is not None
+    return Recorded(example_id, message_id, conversation_id)
 
 
 def _conversation(

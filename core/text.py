@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import unicodedata
+from datetime import datetime
 
 _SPACE = re.compile(r"\s+")
 
@@ -22,4 +23,11 @@ def text_hash(text: str) -> str:
 def content_hash(text: str, label: str | None) -> str:
     """De-duplicates labelled data: normalized text plus its label."""
     key = normalize_text(text) + "\x1f" + (label or "").strip().lower()
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def message_key(external_id: str, role: str, text: str, when: datetime | None) -> str:
+    """Message.dedupe_key: the same message of the same conversation at the same time."""
+    stamp = when.isoformat() if when else ""
+    key = "\x1f".join((external_id, role, normalize_text(text), stamp))
     return hashlib.sha256(key.encode()).hexdigest()

@@ -148,3 +148,51 @@ def test_cli_ingest_refuses_a_bad_line_and_records_nothing(tmp_path, monkeypatch
     assert "Line 2" in result.stderr and "nothing recorded" in result.stderr
     with session_scope(None, engine=get_engine(url)) as s:
         assert s.exec(select(Example)).all() == []
+
+
+def test_a_retried_interaction_is_recorded_once(engine):
+    shop = make_shop(engine)
+    at = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
+    args = {
+        "text": "Where is my order?",
+        "conversation_id": "c-1",
+        "response": "On its way.",
+        "created_at": at,
+    }
+    with session_scope(shop.admin, engine=engine) as s:
+        first = record_interaction(session=s, actor=shop.admin, **args)
+    with session_scope(shop.admin, engine=engine) as s:
+        again = record_interaction(session=s, actor=shop.admin, **args)
+        later = record_interaction(session=s, actor=shop.admin, **{**args, "created_at": None})
+    assert again == first and later != first
+    with session_scope(shop.admin, engine=engine) as s:
+        assert len(s.exec(select(Example)).all()) == 2
+
+
+def test_live_conversations_export_and_import_back_adding_nothing(engine):
+    import io
+
+    from core.dataset import export_conversations, import_file
+
+    shop = make_shop(engine)
+    with session_scope(shop.admin, engine=engine) as s:
+        for i in range(3):
+            record_interaction(
+                session=s,
+                actor=shop.admin,
+                text=f"question {i}",
+                conversation_id="c-1",
+                response=f"answer {i}",
+            )
+    out = io.StringIO()
+    with session_scope(shop.admin, engine=engine) as s:
+        assert export_conversations(session=s, actor=shop.admin, out=out) == 6
+    with session_scope(shop.admin, engine=engine) as s:
+        report = import_file(
+            session=s,
+            actor=shop.admin,
+            filename="back.jsonl",
+            spec=None,
+            stream=io.BytesIO(out.getvalue().encode()),
+        )
+    assert (report.inserted, report.duplicates) == (0, 6)
