@@ -18,8 +18,10 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    LargeBinary,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlmodel import Field, SQLModel
 
@@ -276,6 +278,88 @@ class ImportProfileUsage(SharedCounter, table=True):
     failure_count: int = Field(default=0)
     last_successful_use: datetime | None = Field(default=None)
     last_used_at: datetime | None = Field(default=None)
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+ACTIVE_RUN = "status IN ('pending', 'running')"
+
+
+class TrainingRun(TenantOwned, table=True):
+    """One training run: what it trained on, how it went (live progress) and what it decided."""
+
+    __tablename__ = "training_run"
+    __table_args__ = (
+        Index("ix_training_run_tenant_created", "tenant_id", "created_at"),
+        # One run at a time per shop, across every app replica: the database refuses a second.
+        Index(
+            "uq_training_run_one_active",
+            "tenant_id",
+            unique=True,
+            sqlite_where=text(ACTIVE_RUN),
+            postgresql_where=text(ACTIVE_RUN),
+        ),
+        same_shop_parent("training_run"),
+        same_shop_fk("started_by", "app_user"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default=RunStatus.PENDING.value, max_length=16)
+    trigger: str = Field(default="manual", max_length=16)  # manual | auto | cli
+    started_by: int | None = Field(default=None)
+    config: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    stage: str = Field(default="queued", max_length=32)
+    progress: float = Field(default=0.0)
+    eta_seconds: float | None = Field(default=None)
+    points: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    counts: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    metrics: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    baseline_metrics: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    gate: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    shadow: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON))
+    error: str | None = Field(default=None, sa_column=Column(Text))
+    deployed: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow)
+    started_at: datetime | None = Field(default=None)
+    finished_at: datetime | None = Field(default=None)
+    heartbeat_at: datetime | None = Field(default=None)
+
+
+ONE_SERVING = "is_active"
+
+
+class ModelVersion(TenantOwned, table=True):
+    """A trained intent model; the artifact lives here so every app replica serves the same."""
+
+    __tablename__ = "model_version"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "version", name="uq_model_version_tenant_version"),
+        Index(
+            "uq_model_version_one_serving",
+            "tenant_id",
+            unique=True,
+            sqlite_where=text(ONE_SERVING),
+            postgresql_where=text(ONE_SERVING),
+        ),
+        same_shop_parent("model_version"),
+        same_shop_fk("run_id", "training_run"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    version: int
+    run_id: int | None = Field(default=None)
+    artifact: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sha256: str = Field(max_length=64)
+    size_bytes: int
+    features: str = Field(default="tfidf", max_length=16)
+    intents: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    metrics: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    is_active: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow)
+    activated_at: datetime | None = Field(default=None)
 
 
 def tenant_tables() -> list[str]:

@@ -111,6 +111,11 @@ class Row:
     values: dict[str, Any]
 
 
+# Values the builder cannot guess from the metadata: partial unique indexes allow only one
+# row per shop in some states (one active training run), so generated rows avoid those states.
+TABLE_VALUES: dict[str, dict[str, Any]] = {"training_run": {"status": "completed"}}
+
+
 def build_values(
     session: Session, table: Table, tenant_id: int, *, _chain: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -119,8 +124,10 @@ def build_values(
     Parent rows its foreign keys need are inserted (in `session`, as that shop), recursively.
     """
     chain = (*_chain, table.name)
-    values: dict[str, Any] = {}
+    values: dict[str, Any] = dict(TABLE_VALUES.get(table.name, {}))
     for col in table.columns:
+        if col.name in values:
+            continue
         if col.name == "tenant_id":
             values[col.name] = tenant_id
             continue
