@@ -68,3 +68,16 @@ def test_a_success_resets_the_failure_count(engine):
     for _ in range(4):
         with pytest.raises(LoginFailed):
             _login(engine, shop.admin.username, "wrong")
+
+
+def test_logins_log_no_username_or_password(engine, caplog):
+    import logging
+
+    shop = make_shop(engine)
+    with caplog.at_level(logging.DEBUG):
+        _login(engine, shop.admin.username, TEST_PASSWORD)
+        with pytest.raises(LoginFailed):
+            _login(engine, shop.admin.username, "wrong-secret-guess")
+    assert "login ok" in caplog.text
+    for secret in (TEST_PASSWORD, "wrong-secret-guess", shop.admin.username):
+        assert secret not in caplog.text
