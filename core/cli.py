@@ -354,5 +354,100 @@ def export_cmd(
     click.echo(f"Exported {count} rows.", err=True)
 
 
+@main.command()
+@click.argument("text")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--top", "k", default=5, show_default=True, help="How many intents to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def predict(text: str, slug: str, k: int, as_json: bool) -> None:
+    """The serving model's intents for one message."""
+    from core import registry
+
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        found = registry.predict(session=session, actor=actor, text=text, k=k)
+    if found is None:
+        raise TrellisError(f"No model serves in {slug} yet: train one with `trellis train`.")
+    payload = {
+        "intent": found.intent,
+        "confidence": round(found.confidence, 4),
+        "top": [[i, round(p, 4)] for i, p in found.top],
+        "model_version": found.model_version,
+    }
+    lines = "\n".join(f"{p:6.1%}  {i}" for i, p in found.top)
+    emit(payload, as_json, f"{lines}\n(model version {found.model_version})")
+
+
+@main.group()
+def models() -> None:
+    """A shop's trained model versions: list, activate, roll back."""
+
+
+def _version_json(view: Any) -> dict[str, Any]:
+    return {
+        "version": view.version,
+        "active": view.is_active,
+        "created_at": view.created_at,
+        "size_bytes": view.size_bytes,
+        "features": view.features,
+        "macro_f1": view.metrics.get("macro_f1"),
+        "accuracy": view.metrics.get("accuracy"),
+    }
+
+
+@models.command("list")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def models_list(slug: str, as_json: bool) -> None:
+    """Every model version of the shop, newest first; * marks the serving one."""
+    from core import registry
+
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        rows = [_version_json(v) for v in registry.list_versions(session=session, actor=actor)]
+    text = (
+        "\n".join(
+            f"{'*' if r['active'] else ' '} v{r['version']}  macro-F1 {r['macro_f1']}  "
+            f"{r['size_bytes']:,} bytes  {r['created_at']:%Y-%m-%d %H:%M}"
+            for r in rows
+        )
+        or "No model versions yet."
+    )
+    emit({"models": rows}, as_json, text)
+
+
+@models.command("activate")
+@click.argument("version", type=int)
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--reason", help="Why (kept in the audit log).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def models_activate(version: int, slug: str, reason: str | None, as_json: bool) -> None:
+    """Serve model VERSION from now on."""
+    from core import registry
+
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        view = registry.activate(session=session, actor=actor, version=version, reason=reason)
+    emit(_version_json(view), as_json, f"Model v{view.version} now serves {slug}.")
+
+
+@models.command("rollback")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--reason", help="Why (kept in the audit log).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def models_rollback(slug: str, reason: str | None, as_json: bool) -> None:
+    """Serve again the model that served before the current one."""
+    from core import registry
+
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        view = registry.rollback(session=session, actor=actor, reason=reason)
+    emit(_version_json(view), as_json, f"Rolled back: model v{view.version} serves {slug}.")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

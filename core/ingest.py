@@ -2,7 +2,7 @@
 
 The assistant (outside Trellis) calls `record_interaction` (or the batch form, or
 `trellis ingest FILE`): the message is stored in its conversation and becomes a pending
-Example for review and training.
+Example for review and training, with the serving model's prediction once a model serves.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 from core.access import Actor, Role, require_role
 from core.config import get_settings
 from core.errors import FileRefused, InvalidInput, validation_message
+from core.registry import predict
 from core.text import message_key, text_hash
 from db.models import Conversation, Example, ExampleSource, ExampleStatus, Message, utcnow
 
@@ -168,10 +169,14 @@ def _record(session: Session, actor: Actor, item: InteractionIn) -> Recorded:
             )
         )
     session.flush()
+    prediction = predict(session=session, actor=actor, text=item.text)
     example = Example(
         tenant_id=actor.tenant_id,
         text=item.text,
         text_hash=text_hash(item.text),
+        detected_intent=prediction.intent if prediction else None,
+        confidence=prediction.confidence if prediction else None,
+        top_intents=[list(pair) for pair in prediction.top[:3]] if prediction else None,
         ai_response=item.response,
         escalated=item.escalated,
         status=ExampleStatus.PENDING.value,

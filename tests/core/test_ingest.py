@@ -196,3 +196,24 @@ def test_live_conversations_export_and_import_back_adding_nothing(engine):
             stream=io.BytesIO(out.getvalue().encode()),
         )
     assert (report.inserted, report.duplicates) == (0, 6)
+
+
+def test_once_a_model_serves_live_traffic_gets_its_prediction(engine):
+    from core import registry
+    from tests.core.test_registry import tiny_model
+
+    shop = make_shop(engine)
+    with session_scope(shop.admin, engine=engine) as s:
+        registry.store_version(
+            session=s, actor=shop.admin, model=tiny_model(), run_id=None, metrics={}
+        )
+        registry.activate(session=s, actor=shop.admin, version=1)
+        rec = record_interaction(
+            session=s, actor=shop.admin, text="please refund my order", conversation_id="c-9"
+        )
+    with session_scope(shop.admin, engine=engine) as s:
+        example = s.exec(select(Example).where(Example.id == rec.example_id)).one()
+    assert example.detected_intent == "refund_request"
+    assert 0 < example.confidence <= 1
+    assert example.top_intents[0] == ["refund_request", example.confidence]
+    assert len(example.top_intents) == 3
