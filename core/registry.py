@@ -19,7 +19,7 @@ from core import audit
 from core.access import Actor, Role, require_role
 from core.artifacts import dump_model, load_model, sha256_of
 from core.errors import InvalidInput, NotFound
-from core.model import IntentModel
+from core.model import Explanation, IntentModel
 from db.models import ModelVersion, utcnow
 
 VIEW_COLUMNS = (
@@ -222,3 +222,17 @@ def predict(*, session: Session, actor: Actor, text: str, k: int = 5) -> Predict
     view, model = loaded
     top = model.predict_top(text, k=k)
     return Prediction(top[0][0], top[0][1], top, view.version)
+
+
+def explain(
+    *, session: Session, actor: Actor, text: str, k: int = 5
+) -> tuple[Prediction, Explanation] | None:
+    """Top-k intents of one message and why: the words that pushed toward the prediction and
+    away from it, against the runner-up (admin, florist). None when no model serves."""
+    require_role(actor, Role.ADMIN, Role.FLORIST)
+    loaded = serving_model(session=session, actor=actor)
+    if loaded is None:
+        return None
+    view, model = loaded
+    top = model.predict_top(text, k=k)
+    return Prediction(top[0][0], top[0][1], top, view.version), model.explain(text)
