@@ -449,5 +449,47 @@ def models_rollback(slug: str, reason: str | None, as_json: bool) -> None:
     emit(_version_json(view), as_json, f"Rolled back: model v{view.version} serves {slug}.")
 
 
+@main.command()
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def train(slug: str, as_json: bool) -> None:
+    """Train a model now (in the foreground); the deploy gate decides whether it serves."""
+    from core import training
+
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        run_id = training.start_run(session=session, actor=actor, trigger="cli").id
+    worker = training.launch_run(engine=engine, actor=actor, run_id=run_id)
+    stage = ""
+    while worker.is_alive():  # the same progress every other session sees, read back
+        with session_scope(actor, engine=engine) as session:
+            seen = training.get_run(session=session, actor=actor, run_id=run_id)
+        if seen.stage != stage:
+            stage = seen.stage
+            click.echo(f"[{seen.progress:4.0%}] {stage}", err=True)
+        worker.join(0.1)
+    with session_scope(actor, engine=engine) as session:
+        run = training.get_run(session=session, actor=actor, run_id=run_id)
+    if run.stage != stage:
+        click.echo(f"[{run.progress:4.0%}] {run.stage}", err=True)
+    metrics, baseline, gate = run.metrics or {}, run.baseline_metrics or {}, run.gate or {}
+    reason = run.error if run.status == "failed" else "; ".join(gate.get("reasons", []))
+    payload = {
+        "run_id": run.id,
+        "status": run.status,
+        "deployed": run.deployed,
+        "accuracy": metrics.get("accuracy"),
+        "macro_f1": metrics.get("macro_f1"),
+        "baseline_macro_f1": baseline.get("macro_f1"),
+        "duration_s": run.duration_s,
+        "reason": reason,
+    }
+    outcome = f"deployed as v{run.model_version}" if run.deployed else "not deployed"
+    emit(payload, as_json, f"Run {run.id} {run.status}, {outcome}: {reason}")
+    if run.status == "failed":
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -81,6 +81,51 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TRELLIS_MAX_JSON_DEPTH"),
         description="Deepest nesting accepted in a JSONL line.",
     )
+    corrected_weight: float = Field(
+        default=2.0,
+        gt=0,
+        validation_alias=AliasChoices("TRELLIS_CORRECTED_WEIGHT"),
+        description="How many times an example a person corrected counts in training.",
+    )
+    train_min_confidence: float = Field(
+        default=0.9,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("TRELLIS_TRAIN_MIN_CONFIDENCE"),
+        description="Unreviewed examples train only above this detected confidence.",
+    )
+    gate_max_f1_drop: float = Field(
+        default=0.05,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("TRELLIS_GATE_MAX_F1_DROP"),
+        description="Largest macro-F1 drop from the serving model a new model may deploy with.",
+    )
+    gate_intent_floor: float = Field(
+        default=0.15,
+        ge=0,
+        le=1,
+        validation_alias=AliasChoices("TRELLIS_GATE_INTENT_FLOOR"),
+        description="Largest F1 drop of one well-tested intent a new model may deploy with.",
+    )
+    gate_min_support: int = Field(
+        default=20,
+        ge=1,
+        validation_alias=AliasChoices("TRELLIS_GATE_MIN_SUPPORT"),
+        description="Test examples an intent needs before the per-intent floor applies to it.",
+    )
+    shadow_messages: int = Field(
+        default=1_000,
+        ge=0,
+        validation_alias=AliasChoices("TRELLIS_SHADOW_MESSAGES"),
+        description="Latest live messages a candidate model replays against the serving one.",
+    )
+    auto_retrain_after: int = Field(
+        default=100,
+        ge=1,
+        validation_alias=AliasChoices("TRELLIS_AUTO_RETRAIN_AFTER"),
+        description="New reviewed examples since the last run that start a run by themselves.",
+    )
 
 
 def get_settings() -> Settings:

@@ -24,6 +24,7 @@ class Screen:
 
 SCREENS: tuple[Screen, ...] = (
     Screen("home", "Home", ":material/local_florist:", ALL_ROLES),
+    Screen("training", "Training", ":material/model_training:", (Role.ADMIN, Role.MANAGER)),
     Screen("playground", "Playground", ":material/chat:", (Role.ADMIN, Role.FLORIST)),
     Screen("data", "Data", ":material/database:", (Role.ADMIN, Role.MANAGER)),
     Screen("settings", "Settings", ":material/settings:", (Role.ADMIN,)),
