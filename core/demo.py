@@ -83,10 +83,12 @@ class DemoSummary:
 
     shops: tuple[ShopCounts, ...]
     seconds: float
+    models: tuple[str, ...] = ()
 
     def describe(self) -> str:
         lines = [f"Demo workspace created in {self.seconds:.1f} s:"]
-        return "\n".join(lines + [f"  {shop.describe()}" for shop in self.shops])
+        lines += [f"  {shop.describe()}" for shop in self.shops]
+        return "\n".join(lines + [f"  {model}" for model in self.models])
 
 
 # --------------------------------------------------------------------------------------------
@@ -1200,7 +1202,31 @@ def create_demo_workspace(
         shops = tuple(
             _create_shop(session, spec, seed, now.astimezone(UTC), days) for spec in SHOPS
         )
-    return DemoSummary(shops, time.perf_counter() - started)
+    models = tuple(_train_first_model(engine, shop) for shop in shops)
+    return DemoSummary(shops, time.perf_counter() - started, models)
+
+
+def _train_first_model(engine: Engine, shop: ShopCounts) -> str:
+    """Train the shop's first model on its labelled messages, as a real run, and give every
+    demo message that model's prediction: nothing the demo shows is made up."""
+    from core import registry, training
+
+    with session_scope(None, engine=engine) as session:
+        tenant = session.exec(select(Tenant).where(Tenant.slug == shop.slug)).one()
+        assert tenant.id is not None
+    actor = Actor(None, tenant.id, Role.ADMIN, "demo-setup", tenant_name=tenant.name)
+    with session_scope(actor, engine=engine) as session:
+        run = training.start_run(session=session, actor=actor, trigger="auto")
+    result = training.execute_run(engine=engine, actor=actor, run_id=run.id)
+    if not result.deployed:
+        return f"{shop.name}: first training run {result.status} ({result.error or 'not deployed'})"
+    with session_scope(actor, engine=engine) as session:
+        predicted = registry.fill_predictions(session=session, actor=actor)
+    f1 = (result.metrics or {}).get("macro_f1", 0.0)
+    return (
+        f"{shop.name}: model v{result.model_version} trained (macro-F1 {f1:.2f}) and "
+        f"predicted {predicted:,} messages"
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from core.access import Actor, Role, require_role
 from core.artifacts import dump_model, load_model, sha256_of
 from core.errors import InvalidInput, NotFound
 from core.model import Explanation, IntentModel
-from db.models import ModelVersion, utcnow
+from db.models import Example, ModelVersion, utcnow
 
 VIEW_COLUMNS = (
     ModelVersion.id,
@@ -236,3 +236,28 @@ def explain(
     view, model = loaded
     top = model.predict_top(text, k=k)
     return Prediction(top[0][0], top[0][1], top, view.version), model.explain(text)
+
+
+def fill_predictions(*, session: Session, actor: Actor, batch: int = 2_000) -> int:
+    """Give every example that has no prediction yet the serving model's (admin); returns how
+    many. Labelled ones also learn whether the prediction was right (intent_correct)."""
+    require_role(actor, Role.ADMIN)
+    loaded = serving_model(session=session, actor=actor)
+    if loaded is None:
+        return 0
+    _, model = loaded
+    done = 0
+    while rows := session.exec(
+        select(Example)
+        .where(Example.tenant_id == actor.tenant_id, col(Example.detected_intent).is_(None))
+        .limit(batch)
+    ).all():
+        for example, top in zip(rows, model.predict_many([r.text for r in rows], k=3), strict=True):
+            example.detected_intent, example.confidence = top[0]
+            example.top_intents = [list(pair) for pair in top]
+            if example.correct_intent is not None:
+                example.intent_correct = example.correct_intent == example.detected_intent
+            session.add(example)
+        session.flush()
+        done += len(rows)
+    return done

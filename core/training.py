@@ -35,7 +35,6 @@ from core.text import normalize_text
 from db.engine import session_scope
 from db.models import (
     Example,
-    ExampleSource,
     ExampleStatus,
     ModelVersion,
     RunStatus,
@@ -680,11 +679,12 @@ def _calibration(confidence: np.ndarray, correct: list[bool]) -> dict[str, Any]:
 
 
 def _live_texts(session: Session, actor: Actor, limit: int) -> list[str]:
+    """The newest customer messages of conversations (live traffic, imported logs, the demo)."""
     if limit <= 0:
         return []
     texts = session.exec(
         select(Example.text)
-        .where(Example.tenant_id == actor.tenant_id, Example.source == ExampleSource.LIVE.value)
+        .where(Example.tenant_id == actor.tenant_id, col(Example.message_id).is_not(None))
         .order_by(col(Example.created_at).desc(), col(Example.id).desc())
         .limit(limit)
     ).all()

@@ -63,6 +63,7 @@ def _eta(run: training.RunView) -> str:
 @st.fragment(run_every=2)
 def _live(actor: Actor) -> None:
     """Polls the database, so leaving and coming back (or a second admin) sees the same run."""
+    _serving(actor)
     run = read(actor, lambda s: training.active_run(session=s, actor=actor))
     if run is None:
         runs = read(actor, lambda s: training.list_runs(session=s, actor=actor, limit=1))
@@ -126,13 +127,22 @@ def _decision(run: training.RunView) -> None:
         )
     else:
         st.warning(f"Run {run.id} kept the serving model. {reasons}", icon=":material/shield:")
-    if run.shadow:
-        share = run.shadow.get("disagreement_share")
-        if share is not None:
-            st.caption(
-                f"Shadow replay: disagrees with the serving model on {share:.1%} of the "
-                f"last {run.shadow.get('messages', 0)} live messages."
-            )
+    _shadow(run.shadow)
+
+
+def _shadow(shadow: dict[str, Any] | None) -> None:
+    if not shadow:
+        return
+    share = shadow.get("disagreement")
+    if share is None:
+        st.caption("Shadow replay: no serving model or no recent customer messages to replay.")
+        return
+    flips = ", ".join(f"{f['from']} → {f['to']} ({f['count']})" for f in shadow["flips"][:5])
+    st.caption(
+        f"Shadow replay: disagrees with the serving model on {share:.1%} of the last "
+        f"{shadow.get('messages', 0):,} customer messages."
+        + (f" Most flips: {flips}." if flips else "")
+    )
 
 
 def _comparison(new: dict[str, Any], old: dict[str, Any] | None) -> None:
@@ -257,7 +267,6 @@ def _compare(versions: list[registry.ModelVersionView]) -> None:
     st.dataframe(rows, hide_index=True, width="stretch")
 
 
-_serving(actor)
 live_tab, runs_tab, models_tab = st.tabs(["Train", "Runs", "Models"])
 with live_tab:
     if is_admin:

@@ -172,19 +172,25 @@ def test_escalated_conversations_end_with_a_person_and_others_never_reach_one(
         assert c.ended_at >= c.started_at
 
 
-def test_labels_are_the_shops_intents_and_no_prediction_is_invented(engine, cheap_passwords):
+def test_every_prediction_comes_from_the_first_model_the_demo_trained(engine, cheap_passwords):
+    from core import registry
+    from db.models import TrainingRun
+
     _demo(engine, days=10)
     for name, actor in _shops(engine).items():
         intents = {i.name for i in _rows(engine, actor, Intent)}
         admin = next(u for u in _rows(engine, actor, User) if u.role == Role.ADMIN.value)
         examples = _rows(engine, actor, Example)
-        for e in examples:
-            assert (e.detected_intent, e.confidence, e.top_intents, e.intent_correct) == (
-                None,
-                None,
-                None,
-                None,
-            )
+        (run,) = _rows(engine, actor, TrainingRun)
+        assert (run.status, run.trigger, run.deployed) == ("completed", "auto", True), name
+        with session_scope(actor, engine=engine) as s:
+            _, model = registry.serving_model(session=s, actor=actor)
+            predicted = model.predict_many([e.text for e in examples], k=3)
+        for e, top in zip(examples, predicted, strict=True):
+            assert e.detected_intent == top[0][0] and e.confidence == pytest.approx(top[0][1])
+            assert e.top_intents == [list(pair) for pair in top]
+            if e.correct_intent is not None:
+                assert e.intent_correct == (e.correct_intent == e.detected_intent)
             if e.reviewed:
                 assert (e.status, e.reviewer_id) == ("reviewed", admin.id)
                 assert e.correct_intent in intents and e.reviewed_at >= e.created_at

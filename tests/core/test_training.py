@@ -312,8 +312,16 @@ def test_shadow_replay_reports_disagreements_with_the_serving_model(engine, monk
     shop = make_shop(engine)
     plant_serving_model(engine, shop)
     add_examples(engine, shop, phrasings())
-    live = {"": [f"where is my order number {i}" for i in range(8)]}
-    add_examples(engine, shop, live, source=ExampleSource.LIVE.value, reviewed=False)
+    from core.ingest import record_interaction
+
+    with session_scope(shop.admin, engine=engine) as s:  # live traffic, as the assistant sends it
+        for i in range(8):
+            record_interaction(
+                session=s,
+                actor=shop.admin,
+                text=f"where is my order number {i}",
+                conversation_id=f"c-{i}",
+            )
     run = run_now(engine, shop.admin)
     assert run.shadow is not None and run.shadow["messages"] == 5
     assert 0 <= run.shadow["disagreement"] <= 1

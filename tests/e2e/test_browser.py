@@ -86,3 +86,31 @@ def test_admin_uploads_checks_and_imports_a_file(demo_server, page, tmp_path):
     page.get_by_text("Imported 2 rows from new-examples.csv").wait_for()
     settle(page)
     shot(page, "admin-data-imported")
+
+
+def test_admin_trains_in_the_browser_and_sees_the_run_live(demo_server, page):
+    admin = next(d for d in BLOOM if d.role == "admin")
+    _log_in(page, demo_server, admin.username, admin.password)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Training").click()
+    page.get_by_role("heading", name="Training").wait_for()
+    settle(page)
+    page.get_by_role("button", name="Train").click()
+    page.get_by_text("started; it trains while you work").wait_for()
+    # The fragment polls the database every 2 s: the result appears without a click.
+    page.get_by_text("Shadow replay").first.wait_for(timeout=120_000)
+    assert page.get_by_text("Learning curve").first.is_visible()
+    assert page.get_by_test_id("stVegaLiteChart").count() >= 1
+    settle(page)
+    shot(page, "admin-training")
+
+
+def test_florist_asks_the_playground(demo_server, page):
+    florist = next(d for d in BLOOM if d.role == "florist")
+    _log_in(page, demo_server, florist.username, florist.password)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Playground").click()
+    page.get_by_role("heading", name="Playground").wait_for()
+    page.get_by_label("Customer message").fill("Can you deliver sympathy flowers today?")
+    page.get_by_role("button", name="Ask the model").click()
+    page.get_by_text("Model version").wait_for()
+    settle(page)
+    shot(page, "florist-playground")
