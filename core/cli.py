@@ -491,5 +491,37 @@ def train(slug: str, as_json: bool) -> None:
         sys.exit(1)
 
 
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def evaluate(file: Path, slug: str, as_json: bool) -> None:
+    """Score the serving model on a labelled CSV/JSONL file (text, intent); imports nothing."""
+    from core.evaluate import evaluate_file
+
+    check_size(file)
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session, file.open("rb") as stream:
+        result = evaluate_file(session=session, actor=actor, stream=stream, filename=file.name)
+    lines = [
+        f"Model v{result.model_version} on {result.n:,} examples of {file.name}: "
+        f"accuracy {result.accuracy:.1%}, macro-F1 {result.macro_f1:.3f}, ECE {result.ece:.3f}"
+        + (f"; {result.skipped:,} rows skipped (no text or intent)" if result.skipped else "")
+        + ".",
+    ]
+    if result.unknown_intents:
+        shown = ", ".join(result.unknown_intents[:10])
+        more = ", …" if len(result.unknown_intents) > 10 else ""
+        lines.append(f"Intents the model does not know (counted as errors): {shown}{more}")
+    lines.append("Weakest intents:    F1  precision  recall  support")
+    lines += [
+        f"  {intent:<30} {row['f1']:.3f}     {row['precision']:.3f}   {row['recall']:.3f}"
+        f"  {row['support']:>7,}"
+        for intent, row in result.weakest(10)
+    ]
+    emit(result.as_json(), as_json, "\n".join(lines))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
