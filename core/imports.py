@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from sqlmodel import Session
 
-from core import dataset, profiles
+from core import dataset, profiles, registry
 from core.access import Actor, Role, require_role
 from core.errors import FileRefused
 from core.file_spec import ReadSpec
@@ -72,6 +72,9 @@ def import_upload(
         return _refused(session, actor, profile, str(exc), exc.report)
     except FileRefused as exc:
         return _refused(session, actor, profile, str(exc), None)
+    if report.kind == "conversations" and report.inserted:
+        # New customer messages are pending examples: give them the serving model's answer.
+        registry.fill_predictions(session=session, actor=actor)
     success = None
     if profile is not None:
         success = profiles.record_use(

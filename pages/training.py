@@ -265,6 +265,22 @@ def _compare(versions: list[registry.ModelVersionView]) -> None:
         x, y = row[f"v{a.version}"], row[f"v{b.version}"]
         row["change"] = None if x is None or y is None else round(y - x, 3)
     st.dataframe(rows, hide_index=True, width="stretch")
+    _confusion_diff(a, b)
+
+
+def _confusion_diff(a: registry.ModelVersionView, b: registry.ModelVersionView) -> None:
+    """Confusions v_b makes more (positive) or less (negative) than v_a, on shared intents."""
+    ca, cb = a.metrics.get("confusion") or {}, b.metrics.get("confusion") or {}
+    labels = [x for x in cb.get("labels", []) if x in set(ca.get("labels", []))]
+    if len(labels) < 2:
+        return
+    ia = {x: i for i, x in enumerate(ca["labels"])}
+    ib = {x: i for i, x in enumerate(cb["labels"])}
+    diff = [
+        [cb["matrix"][ib[t]][ib[p]] - ca["matrix"][ia[t]][ia[p]] for p in labels] for t in labels
+    ]
+    st.markdown(f"**Confusion change, v{a.version} → v{b.version}** (positive: more often)")
+    confusion_heatmap(labels, diff, key=f"confusion_diff_{a.id}_{b.id}")
 
 
 live_tab, runs_tab, models_tab = st.tabs(["Train", "Runs", "Models"])

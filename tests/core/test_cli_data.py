@@ -186,3 +186,22 @@ def test_the_full_banking77_files_import_through_the_console_script(tmp_path):
     assert counts["train.csv"]["rejected"] == counts["test.csv"]["rejected"] == 0
     assert counts["train.csv"]["inserted"] + counts["train.csv"]["duplicates"] == 10003
     assert counts["test.csv"]["inserted"] + counts["test.csv"]["duplicates"] == 3080
+
+
+def test_imported_conversation_messages_get_the_serving_models_predictions(shop_db, tmp_path):
+    from core import registry
+    from core.access import Actor
+    from tests.core.test_registry import tiny_model
+
+    actor = Actor.cli(1)
+    with session_scope(actor, engine=get_engine(shop_db)) as s:
+        registry.store_version(session=s, actor=actor, model=tiny_model(), run_id=None, metrics={})
+        registry.activate(session=s, actor=actor, version=1)
+    path = tmp_path / "log.csv"
+    path.write_text(
+        "conversation_id,role,text\nc1,customer,please refund my order\nc1,assistant,Of course.\n"
+    )
+    assert run("import", str(path), "--tenant", "bloom", "--format", "conversations").exit_code == 0
+    (example,) = examples(shop_db)
+    assert (example.detected_intent, example.status) == ("refund_request", "pending")
+    assert 0 < example.confidence <= 1

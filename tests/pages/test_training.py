@@ -131,3 +131,23 @@ def test_admin_activates_and_rolls_back_with_confirmation(app, shops, app_db):
             .reason
             == "rollback"
         )
+
+
+def test_comparing_two_versions_shows_f1_and_confusion_changes(app, shops, app_db):
+    bloom, _ = shops
+    confusion = {"labels": ["a", "b"], "matrix": [[5, 1], [2, 4]]}
+    better = {"labels": ["a", "b"], "matrix": [[6, 0], [1, 5]]}
+    with session_scope(bloom.admin, engine=app_db) as s:
+        for f1, matrix in ((0.7, confusion), (0.9, better)):
+            registry.store_version(
+                session=s,
+                actor=bloom.admin,
+                model=tiny_model(),
+                run_id=None,
+                metrics={"per_intent": {"a": {"f1": f1}, "b": {"f1": 0.5}}, "confusion": matrix},
+            )
+    at = _training(app, bloom.admin)
+    assert not at.exception
+    compared = at.dataframe[-1].value
+    assert list(compared["change"]) == [0.2, 0.0]
+    assert any("Confusion change, v1 → v2" in m.value for m in at.markdown)
