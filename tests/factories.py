@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -96,3 +97,12 @@ def add_messages(engine: Engine, shop: Shop, count: int, *, escalated: int = 0) 
                     escalated=esc,
                 )
             )
+
+
+def run_cli(*args: str) -> Any:
+    """Invoke the `trellis` command in-process, as a script would (exceptions propagate)."""
+    from click.testing import CliRunner
+
+    from core.cli import main
+
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)

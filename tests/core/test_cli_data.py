@@ -8,28 +8,13 @@ import io
 import json
 from pathlib import Path
 
-import pytest
-from click.testing import CliRunner
 from sqlmodel import select
 
-from core.cli import main
 from db.engine import get_engine, session_scope
 from db.models import Example, ImportProfileUsage
+from tests.factories import run_cli as run
 
 BANKING77 = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "banking77"
-
-
-@pytest.fixture
-def shop_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'data.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    assert run("init-db").exit_code == 0
-    assert run("tenant", "create", "--name", "Bloom").exit_code == 0
-    return url
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
 def examples(url: str) -> list[Example]:
@@ -45,7 +30,7 @@ def sample(tmp_path: Path, name: str, rows: int) -> Path:
     return path
 
 
-def test_banking77_sample_imports_with_no_options_and_reimports_nothing(shop_db, tmp_path):
+def test_banking77_sample_imports_with_no_options_and_reimports_nothing(cli_shop, tmp_path):
     path = sample(tmp_path, "train.csv", 400)
     first = run("import", str(path), "--tenant", "bloom", "--json")
     assert first.exit_code == 0, first.output
@@ -57,10 +42,10 @@ def test_banking77_sample_imports_with_no_options_and_reimports_nothing(shop_db,
     }
     again = json.loads(run("import", str(path), "--tenant", "bloom", "--json").stdout)
     assert again == {"inserted": 0, "duplicates": 400, "rejected": 0, "profile": None}
-    assert len(examples(shop_db)) == 400
+    assert len(examples(cli_shop)) == 400
 
 
-def test_jsonl_of_text_and_intent_imports_with_no_options(shop_db, tmp_path):
+def test_jsonl_of_text_and_intent_imports_with_no_options(cli_shop, tmp_path):
     path = tmp_path / "examples.jsonl"
     path.write_text(
         '{"text": "Is my card on its way?", "intent": "card_arrival"}\n'
@@ -70,13 +55,13 @@ def test_jsonl_of_text_and_intent_imports_with_no_options(shop_db, tmp_path):
     assert json.loads(result.stdout)["inserted"] == 2
 
 
-def test_bad_rows_refuse_the_file_unless_valid_only(shop_db, tmp_path):
+def test_bad_rows_refuse_the_file_unless_valid_only(cli_shop, tmp_path):
     path = tmp_path / "mixed.csv"
     path.write_text("text,intent\nok one,a\n,a\nok two,b\n")
     refused = run("import", str(path), "--tenant", "bloom", "--json")
     assert refused.exit_code == 1
     assert "line 3" in refused.stderr and "--valid-only" in refused.stderr
-    assert examples(shop_db) == []
+    assert examples(cli_shop) == []
     valid = run("import", str(path), "--tenant", "bloom", "--valid-only", "--json")
     assert valid.exit_code == 0
     assert json.loads(valid.stdout) == {
@@ -87,22 +72,22 @@ def test_bad_rows_refuse_the_file_unless_valid_only(shop_db, tmp_path):
     }
 
 
-def test_structurally_broken_file_exits_1_and_writes_nothing(shop_db, tmp_path):
+def test_structurally_broken_file_exits_1_and_writes_nothing(cli_shop, tmp_path):
     path = tmp_path / "broken.jsonl"
     path.write_text('{"text": "fine", "intent": "a"}\n{"text": "broken"\n')
     result = run("import", str(path), "--tenant", "bloom")
     assert result.exit_code == 1
     assert "line 2" in result.stderr.lower()
-    assert examples(shop_db) == []
+    assert examples(cli_shop) == []
 
 
-def test_a_profile_reads_the_file_and_its_use_is_counted(shop_db, tmp_path):
+def test_a_profile_reads_the_file_and_its_use_is_counted(cli_shop, tmp_path):
     path = tmp_path / "shopify.csv"
     path.write_text("Message;Topic\nWhere is my bouquet?;order_status\n")
     from core import profiles
     from core.access import Actor
 
-    with session_scope(Actor.cli(1), engine=get_engine(shop_db)) as s:
+    with session_scope(Actor.cli(1), engine=get_engine(cli_shop)) as s:
         data = profiles.parse_profile_input(
             name="Shop CSV",
             source="Shop",
@@ -117,14 +102,14 @@ def test_a_profile_reads_the_file_and_its_use_is_counted(shop_db, tmp_path):
         "rejected": 0,
         "profile": "Shop CSV",
     }
-    with session_scope(Actor.cli(1), engine=get_engine(shop_db)) as s:
+    with session_scope(Actor.cli(1), engine=get_engine(cli_shop)) as s:
         usage = s.exec(
             select(ImportProfileUsage).where(ImportProfileUsage.profile_id == profile_id)
         ).one()
     assert (usage.success_count, usage.failure_count) == (1, 0)
 
 
-def test_export_writes_csv_to_stdout_and_jsonl_to_a_file(shop_db, tmp_path):
+def test_export_writes_csv_to_stdout_and_jsonl_to_a_file(cli_shop, tmp_path):
     path = tmp_path / "in.csv"
     path.write_text("text,intent\n=1+2 is my order total?,pricing\nhello,greeting\n")
     run("import", str(path), "--tenant", "bloom")
@@ -155,7 +140,7 @@ def test_export_writes_csv_to_stdout_and_jsonl_to_a_file(shop_db, tmp_path):
     assert again["inserted"] == 0 and again["duplicates"] == 2
 
 
-def test_unknown_shop_exits_2(shop_db, tmp_path):
+def test_unknown_shop_exits_2(cli_shop, tmp_path):
     path = tmp_path / "in.csv"
     path.write_text("text,intent\nhello,greeting\n")
     assert run("import", str(path), "--tenant", "nope").exit_code == 2
@@ -188,13 +173,13 @@ def test_the_full_banking77_files_import_through_the_console_script(tmp_path):
     assert counts["test.csv"]["inserted"] + counts["test.csv"]["duplicates"] == 3080
 
 
-def test_imported_conversation_messages_get_the_serving_models_predictions(shop_db, tmp_path):
+def test_imported_conversation_messages_get_the_serving_models_predictions(cli_shop, tmp_path):
     from core import registry
     from core.access import Actor
     from tests.core.test_registry import tiny_model
 
     actor = Actor.cli(1)
-    with session_scope(actor, engine=get_engine(shop_db)) as s:
+    with session_scope(actor, engine=get_engine(cli_shop)) as s:
         registry.store_version(session=s, actor=actor, model=tiny_model(), run_id=None, metrics={})
         registry.activate(session=s, actor=actor, version=1)
     path = tmp_path / "log.csv"
@@ -202,6 +187,6 @@ def test_imported_conversation_messages_get_the_serving_models_predictions(shop_
         "conversation_id,role,text\nc1,customer,please refund my order\nc1,assistant,Of course.\n"
     )
     assert run("import", str(path), "--tenant", "bloom", "--format", "conversations").exit_code == 0
-    (example,) = examples(shop_db)
+    (example,) = examples(cli_shop)
     assert (example.detected_intent, example.status) == ("refund_request", "pending")
     assert 0 < example.confidence <= 1

@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
-import pytest
-from click.testing import CliRunner
 
 from core import registry
 from core.access import Actor
-from core.cli import main
 from db.engine import get_engine, session_scope
 from tests.core.test_registry import tiny_model
-
-
-def run(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-@pytest.fixture
-def shop_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'models.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    run("init-db")
-    run("tenant", "create", "--name", "Bloom")
-    return url
+from tests.factories import run_cli as run
 
 
 def _store_two(url: str) -> None:
@@ -41,13 +24,13 @@ def _store_two(url: str) -> None:
             )
 
 
-def test_predict_without_a_serving_model_says_what_to_do(shop_url):
+def test_predict_without_a_serving_model_says_what_to_do(cli_shop):
     result = run("predict", "where is my order", "--tenant", "bloom")
     assert result.exit_code == 2 and "trellis train" in result.stderr
 
 
-def test_activate_predict_list_and_rollback(shop_url):
-    _store_two(shop_url)
+def test_activate_predict_list_and_rollback(cli_shop):
+    _store_two(cli_shop)
     assert (
         json.loads(run("models", "activate", "1", "--tenant", "bloom", "--json").stdout)["version"]
         == 1
@@ -65,5 +48,5 @@ def test_activate_predict_list_and_rollback(shop_url):
     assert back["version"] == 1 and back["active"]
 
 
-def test_unknown_version_exits_2(shop_url):
+def test_unknown_version_exits_2(cli_shop):
     assert run("models", "activate", "7", "--tenant", "bloom").exit_code == 2

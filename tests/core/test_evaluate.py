@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 from sklearn.metrics import precision_recall_fscore_support
 from sqlalchemy import func
 from sqlmodel import select
@@ -19,7 +18,6 @@ from sqlmodel import select
 from core import evaluate as evaluate_mod
 from core import registry
 from core.access import Actor, Role
-from core.cli import main
 from core.errors import FileRefused, InvalidInput, PermissionDenied
 from core.evaluate import evaluate_file
 from core.model import expected_calibration_error, fit
@@ -27,6 +25,7 @@ from db.engine import get_engine, session_scope
 from db.models import AuditEvent, Example, ModelVersion
 from tests.core.test_registry import PHRASES, tiny_model
 from tests.factories import make_shop
+from tests.factories import run_cli as run
 
 BANKING77 = Path(__file__).resolve().parents[3] / "shared" / "datasets" / "banking77"
 TRAINING_ROWS = [(text, intent) for intent, texts in PHRASES.items() for text in texts]
@@ -181,19 +180,6 @@ def test_manager_may_evaluate_and_florist_may_not(engine):
 # --- the command line ---------------------------------------------------------------------
 
 
-def run(*args: str):
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
-
-
-@pytest.fixture
-def shop_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    url = f"sqlite:///{tmp_path / 'evaluate.db'}"
-    monkeypatch.setenv("DATABASE_URL", url)
-    run("init-db")
-    run("tenant", "create", "--name", "Bloom")
-    return url
-
-
 def _serve(url: str, model) -> None:
     actor = Actor.cli(1)
     with session_scope(actor, engine=get_engine(url)) as s:
@@ -203,11 +189,11 @@ def _serve(url: str, model) -> None:
         registry.activate(session=s, actor=actor, version=stored.version)
 
 
-def test_cli_json_shape_and_human_summary(shop_url, tmp_path):
+def test_cli_json_shape_and_human_summary(cli_shop, tmp_path):
     path = tmp_path / "eval.csv"
     path.write_bytes(csv_bytes([*TRAINING_ROWS, ("bridal flowers", "wedding_flowers")]))
     assert run("evaluate", str(path), "--tenant", "bloom").exit_code == 2  # no model yet
-    _serve(shop_url, tiny_model())
+    _serve(cli_shop, tiny_model())
     result = run("evaluate", str(path), "--tenant", "bloom", "--json")
     assert result.exit_code == 0, result.stderr
     payload = json.loads(result.stdout)
@@ -220,8 +206,8 @@ def test_cli_json_shape_and_human_summary(shop_url, tmp_path):
     assert "Weakest intents" in human.stdout and "wedding_flowers" in human.stdout
 
 
-def test_cli_refuses_a_broken_file_with_exit_1(shop_url, tmp_path):
-    _serve(shop_url, tiny_model())
+def test_cli_refuses_a_broken_file_with_exit_1(cli_shop, tmp_path):
+    _serve(cli_shop, tiny_model())
     path = tmp_path / "broken.csv"
     path.write_bytes(b'text,intent\n"never closed,order_status\n')
     result = run("evaluate", str(path), "--tenant", "bloom", "--json")
@@ -237,10 +223,10 @@ def _banking77(name: str, per_intent: int) -> list[tuple[str, str]]:
     return [(text, intent) for intent, texts in kept.items() for text in texts]
 
 
-def test_banking77_sample_evaluates_through_the_cli(shop_url, tmp_path):
+def test_banking77_sample_evaluates_through_the_cli(cli_shop, tmp_path):
     train = _banking77("train.csv", 25)
     model = fit(texts=[t for t, _ in train], labels=[i for _, i in train])
-    _serve(shop_url, model)
+    _serve(cli_shop, model)
     test = _banking77("test.csv", 8)
     path = tmp_path / "test-sample.csv"
     path.write_bytes(csv_bytes(test))
