@@ -90,6 +90,12 @@ def pg() -> Iterator[PgDatabase]:
         _drop_pg_database(database)
 
 
+def catalog(pg: PgDatabase, sql: str, **params: object) -> list[tuple[object, ...]]:
+    """Rows of a query on PostgreSQL's catalog, read as the owner."""
+    with pg.owner.connect() as conn:
+        return [tuple(r) for r in conn.execute(text(sql), params).all()]
+
+
 def truncate_all(owner: Engine) -> None:
     names = ", ".join(["tenant", *tenant_tables()])
     with owner.begin() as conn:

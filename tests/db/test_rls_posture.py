@@ -17,16 +17,11 @@ from sqlmodel import SQLModel
 
 from db.engine import session_scope
 from db.models import tenant_tables
-from tests.conftest import PgDatabase, truncate_all
+from tests.conftest import PgDatabase, catalog, truncate_all
 from tests.db.rows import insert_row
 from tests.factories import make_shop
 
 TABLES = tenant_tables()
-
-
-def _catalog(pg: PgDatabase, sql: str, **params: object) -> list[tuple]:
-    with pg.owner.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql), params).all()]
 
 
 # ---------------------------------------------------------------- RLS on every tenant table
@@ -34,7 +29,7 @@ def _catalog(pg: PgDatabase, sql: str, **params: object) -> list[tuple]:
 
 def test_tables_with_tenant_id_in_the_database_are_the_tenant_tables(pg):
     """Nothing with a tenant_id exists in the database that the metadata (and so RLS) misses."""
-    rows = _catalog(
+    rows = catalog(
         pg,
         "SELECT table_name FROM information_schema.columns "
         "WHERE table_schema = 'public' AND column_name = 'tenant_id'",
@@ -44,14 +39,14 @@ def test_tables_with_tenant_id_in_the_database_are_the_tenant_tables(pg):
 
 @pytest.mark.parametrize("table", TABLES)
 def test_table_has_forced_rls_and_tenant_isolation_policy(pg, table):
-    ((enabled, forced),) = _catalog(
+    ((enabled, forced),) = catalog(
         pg,
         "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = to_regclass(:t)",
         t=f"public.{table}",
     )
     assert enabled, f"{table}: ROW LEVEL SECURITY is not enabled"
     assert forced, f"{table}: ROW LEVEL SECURITY is not FORCEd (the owner would bypass it)"
-    policies = _catalog(
+    policies = catalog(
         pg,
         "SELECT cmd, permissive, qual, with_check FROM pg_policies "
         "WHERE schemaname = 'public' AND tablename = :t AND policyname = 'tenant_isolation'",
@@ -67,7 +62,7 @@ def test_table_has_forced_rls_and_tenant_isolation_policy(pg, table):
 @pytest.mark.parametrize("table", TABLES)
 def test_no_other_policy_opens_a_tenant_table(pg, table):
     """Permissive policies OR together: any extra one would widen what a shop sees."""
-    rows = _catalog(
+    rows = catalog(
         pg,
         "SELECT policyname, cmd FROM pg_policies WHERE schemaname = 'public' AND tablename = :t",
         t=table,
@@ -82,7 +77,7 @@ def test_no_other_policy_opens_a_tenant_table(pg, table):
 
 
 def _role(pg: PgDatabase) -> tuple:
-    ((row),) = _catalog(
+    ((row),) = catalog(
         pg,
         "SELECT oid, rolsuper, rolbypassrls, rolcreaterole, rolcreatedb FROM pg_roles "
         "WHERE rolname = :r",
@@ -111,19 +106,19 @@ def test_app_role_owns_nothing(pg):
         "database": "SELECT datname FROM pg_database WHERE datdba = :o",
     }
     for kind, sql in owned.items():
-        assert _catalog(pg, sql, o=oid) == [], f"the app role owns {kind}"
+        assert catalog(pg, sql, o=oid) == [], f"the app role owns {kind}"
 
 
 def test_app_role_is_not_a_member_of_a_table_owner(pg):
     """Membership in the owner's role would let it ALTER the tables (and turn RLS off)."""
-    owners = _catalog(
+    owners = catalog(
         pg,
         "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class "
         "WHERE relnamespace = 'public'::regnamespace",
     )
     assert owners
     for (owner,) in owners:
-        ((member,),) = _catalog(pg, "SELECT pg_has_role(:r, :o, 'MEMBER')", r=pg.app_role, o=owner)
+        ((member,),) = catalog(pg, "SELECT pg_has_role(:r, :o, 'MEMBER')", r=pg.app_role, o=owner)
         assert not member, f"the app role is a member of {owner}"
 
 

@@ -25,7 +25,7 @@ from sqlmodel import SQLModel, select
 
 from db.engine import TenantViolation, session_scope
 from db.models import ImportProfileUsage, SharedOwned, shared_tables
-from tests.conftest import PgDatabase, truncate_all
+from tests.conftest import PgDatabase, catalog, truncate_all
 from tests.db.rows import Row, build_values, changeable_column, column_value, insert_row, pk_column
 from tests.factories import Shop, make_shop
 
@@ -370,13 +370,8 @@ def test_raw_without_a_shop_sees_and_changes_nothing(pg, raw_world):
 # ---------------------------------------------------------------- PostgreSQL posture
 
 
-def _catalog(pg: PgDatabase, sql: str, **params: object) -> list[tuple]:
-    with pg.owner.connect() as conn:
-        return [tuple(r) for r in conn.execute(text(sql), params).all()]
-
-
 def test_tables_with_an_owner_column_in_the_database_are_the_shared_tables(pg):
-    rows = _catalog(
+    rows = catalog(
         pg,
         "SELECT table_name FROM information_schema.columns "
         "WHERE table_schema = 'public' AND column_name = :c",
@@ -387,7 +382,7 @@ def test_tables_with_an_owner_column_in_the_database_are_the_shared_tables(pg):
 
 @pytest.mark.parametrize("table", TABLES + COUNTERS)
 def test_shared_and_counter_tables_have_forced_rls(pg, table):
-    ((enabled, forced),) = _catalog(
+    ((enabled, forced),) = catalog(
         pg,
         "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE oid = to_regclass(:t)",
         t=f"public.{table}",
@@ -397,7 +392,7 @@ def test_shared_and_counter_tables_have_forced_rls(pg, table):
 
 
 def _policies(pg: PgDatabase, table: str) -> set[tuple[str, str]]:
-    rows = _catalog(
+    rows = catalog(
         pg,
         "SELECT policyname, cmd FROM pg_policies WHERE schemaname = 'public' AND tablename = :t",
         t=table,
