@@ -461,18 +461,18 @@ def train(slug: str, as_json: bool) -> None:
     with session_scope(actor, engine=engine) as session:
         run_id = training.start_run(session=session, actor=actor, trigger="cli").id
     worker = training.launch_run(engine=engine, actor=actor, run_id=run_id)
-    stage = ""
-    while worker.is_alive():  # the same progress every other session sees, read back
+    # The same progress every other session sees, read back from the database.
+    with click.progressbar(length=100, label="queued", file=sys.stderr) as bar:
+        while worker.is_alive():
+            with session_scope(actor, engine=engine) as session:
+                seen = training.get_run(session=session, actor=actor, run_id=run_id)
+            bar.label = f"Run {run_id}: {seen.stage.replace('_', ' '):<15}"
+            bar.update(max(0, round(seen.progress * 100) - bar.pos))
+            worker.join(0.2)
         with session_scope(actor, engine=engine) as session:
-            seen = training.get_run(session=session, actor=actor, run_id=run_id)
-        if seen.stage != stage:
-            stage = seen.stage
-            click.echo(f"[{seen.progress:4.0%}] {stage}", err=True)
-        worker.join(0.1)
-    with session_scope(actor, engine=engine) as session:
-        run = training.get_run(session=session, actor=actor, run_id=run_id)
-    if run.stage != stage:
-        click.echo(f"[{run.progress:4.0%}] {run.stage}", err=True)
+            run = training.get_run(session=session, actor=actor, run_id=run_id)
+        bar.label = f"Run {run_id}: {run.stage.replace('_', ' '):<15}"
+        bar.update(100 - bar.pos)
     metrics, baseline, gate = run.metrics or {}, run.baseline_metrics or {}, run.gate or {}
     reason = run.error if run.status == "failed" else "; ".join(gate.get("reasons", []))
     payload = {
