@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -25,7 +26,9 @@ def alembic_config() -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str:
+    """The newest migration shipped with this code (read once: the app checks it every rerun)."""
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
