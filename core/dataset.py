@@ -58,7 +58,7 @@ from core.readers import (
     rasa_rows,
 )
 from core.spreadsheet import safe_cell
-from core.text import message_key, normalize_text, text_hash
+from core.text import message_key, near_identical, normalize_text, text_hash
 from db.models import (
     Conversation,
     Example,
@@ -313,7 +313,8 @@ def example_hashes(text: str, label: str) -> tuple[str, str]:
     """core.text's text_hash and content_hash, normalizing the text once (imports are hot)."""
     normal = normalize_text(text)
     key = normal + "\x1f" + label.strip().lower()
-    return hashlib.sha256(normal.encode()).hexdigest(), hashlib.sha256(key.encode()).hexdigest()
+    grouped = near_identical(normal).encode()
+    return hashlib.sha256(grouped).hexdigest(), hashlib.sha256(key.encode()).hexdigest()
 
 
 def _unknown_role(role: str) -> str:

@@ -22,7 +22,12 @@ class PermissionDenied(TrellisError):
 
 
 class StaleEdit(TrellisError):
-    """Someone changed the row since it was loaded; nothing was overwritten."""
+    """Someone changed the row since it was loaded; nothing was overwritten. `current` may hold
+    the row's current state, for the page to offer instead."""
+
+    def __init__(self, message: str, *, current: object = None) -> None:
+        super().__init__(message)
+        self.current = current
 
 
 class LoginFailed(TrellisError):

@@ -177,6 +177,7 @@ def _record(session: Session, actor: Actor, item: InteractionIn) -> Recorded:
         detected_intent=prediction.intent if prediction else None,
         confidence=prediction.confidence if prediction else None,
         top_intents=[list(pair) for pair in prediction.top[:3]] if prediction else None,
+        margin=prediction.margin if prediction else None,
         ai_response=item.response,
         escalated=item.escalated,
         status=ExampleStatus.PENDING.value,

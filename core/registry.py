@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -60,6 +61,16 @@ class Prediction:
     confidence: float
     top: list[tuple[str, float]]
     model_version: int
+
+    @property
+    def margin(self) -> float:
+        return margin_of(self.top)
+
+
+def margin_of(top: Sequence[tuple[str, float]] | Sequence[list[Any]]) -> float:
+    """Top-1 minus top-2 probability: small means the model hesitated between two intents."""
+    first = float(top[0][1]) if top else 0.0
+    return first - (float(top[1][1]) if len(top) > 1 else 0.0)
 
 
 class _ModelCache:
@@ -255,6 +266,7 @@ def fill_predictions(*, session: Session, actor: Actor, batch: int = 2_000) -> i
         for example, top in zip(rows, model.predict_many([r.text for r in rows], k=3), strict=True):
             example.detected_intent, example.confidence = top[0]
             example.top_intents = [list(pair) for pair in top]
+            example.margin = margin_of(top)
             if example.correct_intent is not None:
                 example.intent_correct = example.correct_intent == example.detected_intent
             session.add(example)

@@ -8,6 +8,8 @@ import unicodedata
 from datetime import datetime
 
 _SPACE = re.compile(r"\s+")
+_NUMBER = re.compile(r"\d+(?:[.,:/-]\d+)*")
+_PUNCTUATION = re.compile(r"[^\w\s']|(?<!\w)'|'(?!\w)")
 
 
 def normalize_text(text: str) -> str:
@@ -15,9 +17,16 @@ def normalize_text(text: str) -> str:
     return _SPACE.sub(" ", unicodedata.normalize("NFKC", text)).strip().lower()
 
 
+def near_identical(normal: str) -> str:
+    """The form of an already normalized text that near-identical messages share: punctuation
+    and numbers do not matter ("Where is order #1234?" ~ "where is order 5678")."""
+    masked = _PUNCTUATION.sub(" ", _NUMBER.sub("0", normal))
+    return _SPACE.sub(" ", masked).strip() or normal
+
+
 def text_hash(text: str) -> str:
-    """Groups repeats of one message (normalized text only)."""
-    return hashlib.sha256(normalize_text(text).encode()).hexdigest()
+    """Groups repeats of one message: near-identical texts share it (see near_identical)."""
+    return hashlib.sha256(near_identical(normalize_text(text)).encode()).hexdigest()
 
 
 def content_hash(text: str, label: str | None) -> str:

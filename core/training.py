@@ -266,9 +266,10 @@ def launch_run(*, engine: Engine, actor: Actor, run_id: int) -> threading.Thread
     return thread
 
 
-def maybe_auto_retrain(*, session: Session, actor: Actor) -> RunView | None:
+def maybe_auto_retrain(*, session: Session, actor: Actor, launch: bool = True) -> RunView | None:
     """Queue a run once TRELLIS_AUTO_RETRAIN_AFTER examples were reviewed since the last run;
-    it starts on a worker thread when this session commits."""
+    with `launch` it starts on a worker thread when this session commits (else the caller runs
+    it: the command line, which would exit under a background thread)."""
     threshold = get_settings().auto_retrain_after
     last = session.exec(
         select(func.max(TrainingRun.created_at)).where(TrainingRun.tenant_id == actor.tenant_id)
@@ -287,13 +288,15 @@ def maybe_auto_retrain(*, session: Session, actor: Actor) -> RunView | None:
         view = start_run(session=session, actor=system, trigger="auto")
     except InvalidInput:
         return None
+    if not launch:
+        return view
     engine = session.get_bind()
     assert isinstance(engine, Engine)
 
-    def launch(_session: Session) -> None:
+    def start(_session: Session) -> None:
         launch_run(engine=engine, actor=system, run_id=view.id)
 
-    event.listen(session, "after_commit", launch, once=True)
+    event.listen(session, "after_commit", start, once=True)
     return view
 
 
@@ -486,14 +489,14 @@ def select_examples(
     )
     selected = []
     for text, correct, detected, intent_correct, reviewed, status in rows:
-        label = _label(correct, detected, intent_correct, status in TRAINABLE)
+        label = label_of(correct, detected, intent_correct, status in TRAINABLE)
         if label:
             corrected = bool(reviewed and correct and correct != detected)
             selected.append(Labelled(text, label, corrected))
     return selected
 
 
-def _label(
+def label_of(
     correct: str | None, detected: str | None, intent_correct: bool | None, trusted: bool
 ) -> str | None:
     """The corrected intent when there is one; else the detected one unless marked wrong."""

@@ -70,6 +70,7 @@ class ExampleStatus(StrEnum):
     REVIEWED = "reviewed"
     APPROVED = "approved"
     REJECTED = "rejected"
+    ESCALATED = "escalated"  # a reviewer handed it to a person; not training data until labelled
     USED_IN_TRAINING = "used_in_training"
 
 
@@ -183,6 +184,7 @@ class Example(TenantOwned, table=True):
         Index("ix_example_tenant_created", "tenant_id", "created_at"),
         Index("ix_example_tenant_detected", "tenant_id", "detected_intent"),
         Index("ix_example_tenant_text_hash", "tenant_id", "text_hash"),
+        Index("ix_example_tenant_issue", "tenant_id", "issue_score"),
         same_shop_parent("example"),
         same_shop_fk("conversation_id", "conversation"),
         same_shop_fk("message_id", "message"),
@@ -193,6 +195,7 @@ class Example(TenantOwned, table=True):
     detected_intent: str | None = Field(default=None, max_length=100)
     confidence: float | None = Field(default=None, ge=0, le=1)
     top_intents: list[Any] | None = Field(default=None, sa_column=Column(JSON))
+    margin: float | None = Field(default=None)  # top-1 minus top-2 probability
     correct_intent: str | None = Field(default=None, max_length=100)
     ai_response: str | None = Field(default=None, sa_column=Column(Text))
     correct_response: str | None = Field(default=None, sa_column=Column(Text))
@@ -210,6 +213,11 @@ class Example(TenantOwned, table=True):
     message_id: int | None = Field(default=None)
     reviewer_id: int | None = Field(default=None)
     reviewed_at: datetime | None = Field(default=None)
+    # Set by label-issue detection: the given label is probably wrong (score 0..1, higher is
+    # likelier) and this intent is probably right. Any review action clears it.
+    issue_score: float | None = Field(default=None)
+    issue_suggestion: str | None = Field(default=None, max_length=100)
+    issue_found_at: datetime | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     version: int = Field(default=1)
@@ -224,6 +232,7 @@ class Correction(TenantOwned, table=True):
         Index("ix_correction_tenant_example", "tenant_id", "example_id"),
         same_shop_fk("example_id", "example"),
         same_shop_fk("reviewer_id", "app_user"),
+        same_shop_fk("reverted_by", "app_user"),
     )
     id: int | None = Field(default=None, primary_key=True)
     example_id: int
@@ -234,8 +243,59 @@ class Correction(TenantOwned, table=True):
     note: str | None = Field(default=None, sa_column=Column(Text))
     reviewer_id: int | None = Field(default=None)
     batch_id: str | None = Field(default=None, max_length=36, index=True)
+    # Every example field the action changed, as it was before (undo restores exactly this),
+    # and the example's version right after the action (undo refuses if it moved on since).
+    previous: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    version_after: int = Field(default=1)
     created_at: datetime = Field(default_factory=utcnow)
     reverted_at: datetime | None = Field(default=None)
+    reverted_by: int | None = Field(default=None)
+    reverted_version: int | None = Field(default=None)  # the example's version after the revert
+
+
+class ShopSettings(TenantOwned, table=True):
+    """A shop's own thresholds (one row per shop; defaults apply until an admin saves)."""
+
+    __tablename__ = "shop_settings"
+    __table_args__ = (UniqueConstraint("tenant_id", name="uq_shop_settings_tenant"),)
+    id: int | None = Field(default=None, primary_key=True)
+    review_confidence: float = Field(default=0.6, ge=0, le=1)
+    review_margin: float = Field(default=0.1, ge=0, le=1)
+    updated_at: datetime = Field(default_factory=utcnow)
+    updated_by: int | None = Field(default=None)
+    version: int = Field(default=1)
+
+
+class GapStatus(StrEnum):
+    OPEN = "open"
+    DISMISSED = "dismissed"
+    RESOLVED = "resolved"
+
+
+class KnowledgeGap(TenantOwned, table=True):
+    """A cluster of escalated or uncertain messages the assistant has no good intent for."""
+
+    __tablename__ = "knowledge_gap"
+    __table_args__ = (
+        Index("ix_knowledge_gap_tenant_status", "tenant_id", "status"),
+        same_shop_fk("resolved_by", "app_user"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    status: str = Field(default=GapStatus.OPEN.value, max_length=16)
+    label: str = Field(default="", max_length=200)  # its most telling words
+    size: int
+    escalation_rate: float
+    avg_confidence: float | None = Field(default=None)
+    severity: float
+    example_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    representatives: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    nearest_intents: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    resolution: str | None = Field(default=None, max_length=200)
+    created_at: datetime = Field(default_factory=utcnow)
+    resolved_at: datetime | None = Field(default=None)
+    resolved_by: int | None = Field(default=None)
 
 
 class ImportProfile(SharedOwned, table=True):

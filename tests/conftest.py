@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
@@ -120,6 +121,19 @@ def engine(request: pytest.FixtureRequest) -> Iterator[Engine]:
 def sqlite_engine() -> Iterator[Engine]:
     """An empty in-memory SQLite database (for tests that need only one backend)."""
     eng = make_engine("sqlite://")
+    SQLModel.metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def threaded_engine(engine: Engine, tmp_path: Path) -> Iterator[Engine]:
+    """The backend for tests with a worker thread: in-memory SQLite shares one connection
+    between threads, so SQLite runs on a file here."""
+    if engine.dialect.name != "sqlite":
+        yield engine
+        return
+    eng = make_engine(f"sqlite:///{tmp_path / 'threads.db'}")
     SQLModel.metadata.create_all(eng)
     yield eng
     eng.dispose()

@@ -6,14 +6,12 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine
-from sqlmodel import SQLModel, select
+from sqlmodel import select
 
 from core import registry, training
 from core.access import Actor
@@ -22,7 +20,7 @@ from core.config import get_settings
 from core.errors import InvalidInput, PermissionDenied
 from core.model import fit as real_fit
 from core.text import text_hash
-from db.engine import get_engine, make_engine, session_scope
+from db.engine import get_engine, session_scope
 from db.models import Example, ExampleSource, ExampleStatus, ModelVersion, TrainingRun, utcnow
 from tests.factories import Shop, make_shop
 
@@ -144,19 +142,6 @@ def serving(engine: Engine, shop: Shop) -> int | None:
     with session_scope(shop.admin, engine=engine) as s:
         view = registry.serving_version(session=s, actor=shop.admin)
     return view.version if view else None
-
-
-@pytest.fixture
-def threaded_engine(engine: Engine, tmp_path: Path) -> Iterator[Engine]:
-    """The backend for tests with a worker thread: in-memory SQLite shares one connection
-    between threads, so SQLite runs on a file here."""
-    if engine.dialect.name != "sqlite":
-        yield engine
-        return
-    eng = make_engine(f"sqlite:///{tmp_path / 'threads.db'}")
-    SQLModel.metadata.create_all(eng)
-    yield eng
-    eng.dispose()
 
 
 def wait_for(engine: Engine, actor: Actor, run_id: int) -> list[training.RunView]:
