@@ -449,17 +449,10 @@ def models_rollback(slug: str, reason: str | None, as_json: bool) -> None:
     emit(_version_json(view), as_json, f"Rolled back: model v{view.version} serves {slug}.")
 
 
-@main.command()
-@click.option("--tenant", "slug", required=True, help="The shop's slug.")
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@handle_errors
-def train(slug: str, as_json: bool) -> None:
-    """Train a model now (in the foreground); the deploy gate decides whether it serves."""
+def follow_run(engine: Engine, actor: Actor, run_id: int) -> Any:
+    """Execute a queued run in the foreground with a progress bar on stderr; its RunView."""
     from core import training
 
-    engine, actor = tenant_actor(slug)
-    with session_scope(actor, engine=engine) as session:
-        run_id = training.start_run(session=session, actor=actor, trigger="cli").id
     worker = training.launch_run(engine=engine, actor=actor, run_id=run_id)
     # The same progress every other session sees, read back from the database.
     with click.progressbar(length=100, label="queued", file=sys.stderr) as bar:
@@ -473,6 +466,21 @@ def train(slug: str, as_json: bool) -> None:
             run = training.get_run(session=session, actor=actor, run_id=run_id)
         bar.label = f"Run {run_id}: {run.stage.replace('_', ' '):<15}"
         bar.update(100 - bar.pos)
+    return run
+
+
+@main.command()
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def train(slug: str, as_json: bool) -> None:
+    """Train a model now (in the foreground); the deploy gate decides whether it serves."""
+    from core import training
+
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        run_id = training.start_run(session=session, actor=actor, trigger="cli").id
+    run = follow_run(engine, actor, run_id)
     metrics, baseline, gate = run.metrics or {}, run.baseline_metrics or {}, run.gate or {}
     reason = run.error if run.status == "failed" else "; ".join(gate.get("reasons", []))
     payload = {
@@ -521,6 +529,138 @@ def evaluate(file: Path, slug: str, as_json: bool) -> None:
         for intent, row in result.weakest(10)
     ]
     emit(result.as_json(), as_json, "\n".join(lines))
+
+
+@main.group()
+def review() -> None:
+    """The review queue: what needs a person, and corrections."""
+
+
+def _item_json(item: Any) -> dict[str, Any]:
+    return {
+        "example_id": item.example_id,
+        "version": item.version,
+        "text": item.text,
+        "predicted_intent": item.predicted,
+        "intent": item.label,
+        "confidence": item.confidence,
+        "top": [[intent, p] for intent, p in item.top],
+        "reasons": [r.value for r in item.reasons],
+        "group_size": item.group_size,
+        "priority": round(item.priority, 4),
+        "ai_response": item.ai_response,
+        "suggested_intent": item.issue_suggestion,
+        "created_at": item.created_at.isoformat(),
+    }
+
+
+@review.command("next")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option(
+    "--reason",
+    type=click.Choice(["low_confidence", "low_margin", "escalated", "label_issue"]),
+    help="Only items waiting for this reason.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def review_next(slug: str, reason: str | None, as_json: bool) -> None:
+    """The most impactful item of the review queue."""
+    from core import review as review_mod
+
+    engine, actor = tenant_actor(slug)
+    filters = review_mod.QueueFilter(reason=review_mod.Reason(reason) if reason else None)
+    with session_scope(actor, engine=engine) as session:
+        page = review_mod.queue(session=session, actor=actor, filters=filters, page_size=1)
+    item = page.items[0] if page.items else None
+    waiting = {
+        "groups": page.groups,
+        "messages": page.messages,
+        "by_reason": {r.value: n for r, n in page.by_reason.items()},
+    }
+    if item is None:
+        text = "The review queue is empty: nothing needs a person right now."
+    else:
+        top = ", ".join(f"{intent} {p:.0%}" for intent, p in item.top) or "no prediction"
+        text = (
+            f"#{item.example_id} (×{item.group_size}, {', '.join(r.value for r in item.reasons)})"
+            f": {item.text}\n  predicted: {top}\n  "
+            f"{page.groups:,} items ({page.messages:,} messages) wait for review."
+        )
+    emit({"item": _item_json(item) if item else None, "waiting": waiting}, as_json, text)
+
+
+@review.command("correct")
+@click.argument("example_id", type=int)
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--intent", help="The right intent (default: confirm the one it has).")
+@click.option("--create-intent", is_flag=True, help="Create the intent if the shop lacks it.")
+@click.option("--version", type=int, help="Refuse if the example changed since this version.")
+@click.option("--group", is_flag=True, help="Also correct its waiting near-identical messages.")
+@click.option("--note", help="Why (kept with the correction).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def review_correct(
+    example_id: int,
+    slug: str,
+    intent: str | None,
+    create_intent: bool,
+    version: int | None,
+    group: bool,
+    note: str | None,
+    as_json: bool,
+) -> None:
+    """Correct one example: confirm its intent, or give it the right one (--intent)."""
+    from core import review as review_mod
+
+    engine, actor = tenant_actor(slug)
+    action = review_mod.Action.CHANGE_INTENT if intent else review_mod.Action.CORRECT
+    with session_scope(actor, engine=engine) as session:
+        result = review_mod.act(
+            session=session,
+            actor=actor,
+            example_id=example_id,
+            action=action,
+            version=version,
+            intent=intent,
+            note=note,
+            group=group,
+            create_intent=create_intent,
+            launch_retrain=False,
+        )
+        item = review_mod.get_item(session=session, actor=actor, example_id=example_id)
+    payload: dict[str, Any] = {
+        "example_id": example_id,
+        "intent": item.label,
+        "version": item.version,
+        "changed": result.count,
+        "batch_id": result.batch_id,
+        "retrain_run_id": result.retrain_run.id if result.retrain_run else None,
+    }
+    text = f"Example {example_id} is now {item.label} ({result.count} changed; undo with "
+    text += f"`trellis review undo {result.batch_id} --tenant {slug}`)."
+    if result.retrain_run is not None:
+        click.echo(
+            f"Enough new reviews since the last run: retraining now (run {result.retrain_run.id}).",
+            err=True,
+        )
+        run = follow_run(engine, actor, result.retrain_run.id)
+        payload["retrain_status"], payload["retrain_deployed"] = run.status, run.deployed
+    emit(payload, as_json, text)
+
+
+@review.command("undo")
+@click.argument("batch_id")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def review_undo(batch_id: str, slug: str, as_json: bool) -> None:
+    """Undo one review action or bulk relabel: every example exactly as it was."""
+    from core import review as review_mod
+
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        restored = review_mod.undo_batch(session=session, actor=actor, batch_id=batch_id)
+    emit({"restored": restored}, as_json, f"Restored {restored:,} examples as they were.")
 
 
 if __name__ == "__main__":  # pragma: no cover

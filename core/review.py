@@ -479,6 +479,28 @@ def bulk_relabel(
     return result
 
 
+def group_members(*, session: Session, actor: Actor, text_hashes: Collection[str]) -> list[int]:
+    """Every waiting example of these near-identical groups (admin): what a bulk action on a
+    whole group relabels."""
+    require_role(actor, Role.ADMIN)
+    found: list[int] = []
+    hashes = list(dict.fromkeys(text_hashes))
+    for start in range(0, len(hashes), CHUNK):
+        found += [
+            int(i)
+            for i in session.exec(
+                select(Example.id).where(
+                    col(Example.tenant_id) == actor.tenant_id,
+                    col(Example.text_hash).in_(hashes[start : start + CHUNK]),
+                    col(Example.status) == ExampleStatus.PENDING.value,
+                    ~col(Example.reviewed),
+                )
+            ).all()
+            if i is not None
+        ]
+    return found
+
+
 def _waiting_members(session: Session, actor: Actor, example: Example) -> list[int]:
     """The other near-identical messages still waiting for a review."""
     return [
@@ -899,7 +921,9 @@ def _revert(session: Session, actor: Actor, corrections: list[Correction], what:
         statement = select(Example.id, Example.version).where(  # type: ignore[call-overload]
             col(Example.tenant_id) == actor.tenant_id, col(Example.id).in_(chunk)
         )
-        current.update(dict(session.exec(statement.with_for_update()).all()))
+        current.update(
+            {i: v for i, v in session.exec(statement.with_for_update()).all() if i is not None}
+        )
         for other in session.exec(
             select(Correction).where(
                 col(Correction.tenant_id) == actor.tenant_id,
