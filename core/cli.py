@@ -663,5 +663,78 @@ def review_undo(batch_id: str, slug: str, as_json: bool) -> None:
     emit({"restored": restored}, as_json, f"Restored {restored:,} examples as they were.")
 
 
+@main.command("label-issues")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--limit", default=100, show_default=True, help="How many to list.")
+@click.option("--detect", is_flag=True, help="Run the detection first (else: the last one's).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def label_issues_cmd(slug: str, limit: int, detect: bool, as_json: bool) -> None:
+    """Examples whose label is probably wrong, likeliest first, with the suggested intent."""
+    from core import label_issues
+
+    engine, actor = tenant_actor(slug)
+    if detect:
+        with session_scope(actor, engine=engine) as session:
+            summary = label_issues.detect(session=session, actor=actor)
+        click.echo(
+            summary.reason
+            or f"Checked {summary.judged:,} labelled examples: {summary.flagged:,} flagged.",
+            err=True,
+        )
+    with session_scope(actor, engine=engine) as session:
+        found = label_issues.list_issues(session=session, actor=actor, limit=limit)
+    rows = [
+        {
+            "example_id": i.example_id,
+            "text": i.text,
+            "given_intent": i.given_intent,
+            "suggested_intent": i.suggested_intent,
+            "score": round(i.score, 4),
+        }
+        for i in found
+    ]
+    lines = [
+        f"{i.score:.2f}  #{i.example_id}  {i.given_intent} -> {i.suggested_intent}  {i.text[:70]}"
+        for i in found
+    ] or ["No label issues flagged (run with --detect to look now)."]
+    emit({"issues": rows}, as_json, "\n".join(lines))
+
+
+@main.command("gaps")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--refresh", is_flag=True, help="Cluster again now (else: the open gaps found last).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def gaps_cmd(slug: str, refresh: bool, as_json: bool) -> None:
+    """Knowledge gaps: escalated and uncertain messages clustered by meaning."""
+    from core import gaps
+
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        if refresh or not gaps.list_gaps(session=session, actor=actor, status="open"):
+            found = gaps.find_gaps(session=session, actor=actor)
+        else:
+            found = gaps.list_gaps(session=session, actor=actor)
+    rows = [
+        {
+            "id": g.id,
+            "label": g.label,
+            "size": g.size,
+            "severity": round(g.severity, 3),
+            "escalation_rate": round(g.escalation_rate, 4),
+            "examples": list(g.representatives),
+            "nearest_intents": [[i, round(p, 4)] for i, p in g.nearest_intents],
+        }
+        for g in found
+    ]
+    lines = [
+        f"{r['severity']:>7.1f}  {r['size']:>5} messages  {r['escalation_rate']:.0%} escalated"
+        f"  {r['label']}"
+        for r in rows
+    ] or ["No knowledge gaps: no cluster of escalated or uncertain messages."]
+    emit({"gaps": rows}, as_json, "\n".join(lines))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

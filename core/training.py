@@ -355,8 +355,22 @@ def execute_run(*, engine: Engine, actor: Actor, run_id: int) -> RunView:
         if not isinstance(exc, TrellisError):
             log.exception("Training run %s failed", run_id)
         _mark_failed(progress, exc)
+    else:
+        _find_label_issues(engine, actor, run_id)
     with session_scope(actor, engine=engine) as session:
         return get_run(session=session, actor=actor, run_id=run_id)
+
+
+def _find_label_issues(engine: Engine, actor: Actor, run_id: int) -> None:
+    """After a completed run, flag the examples whose label is probably wrong (the run stands
+    whatever happens here)."""
+    from core import label_issues
+
+    try:
+        with session_scope(actor, engine=engine) as session:
+            label_issues.detect(session=session, actor=actor)
+    except Exception:
+        log.exception("Label-issue detection after run %s failed", run_id)
 
 
 def _mark_failed(progress: _Progress, exc: Exception) -> None:

@@ -140,7 +140,7 @@ def _scope_to_tenant(state: ORMExecuteState) -> None:
         state.update_execution_options(synchronize_session=None)
     state.statement = statement.options(
         *(
-            with_loader_criteria(owned, owned.tenant_id == tenant, include_aliases=True)
+            with_loader_criteria(owned, lambda cls: cls.tenant_id == tenant, include_aliases=True)
             for owned in tenant_models()
         )
     )

@@ -288,9 +288,7 @@ class KnowledgeGap(TenantOwned, table=True):
     avg_confidence: float | None = Field(default=None)
     severity: float
     example_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
-    representatives: list[str] = Field(
-        default_factory=list, sa_column=Column(JSON, nullable=False)
-    )
+    representatives: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     nearest_intents: list[Any] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     resolution: str | None = Field(default=None, max_length=200)
     created_at: datetime = Field(default_factory=utcnow)

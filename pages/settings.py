@@ -1,4 +1,4 @@
-"""Settings (admin): the shop's users and the audit log."""
+"""Settings (admin): the shop's users, its review thresholds, and the audit log."""
 
 from __future__ import annotations
 
@@ -9,12 +9,18 @@ from sqlmodel import Session
 
 from core import audit, users
 from core.access import ALL_ROLES, Actor, Role
+from core.auth import refresh_actor
 from core.config import get_settings
-from pages.ui.actions import flash, read, run_action
+from core.errors import PermissionDenied, StaleEdit, TrellisError
+from core.shop_settings import review_thresholds, set_review_thresholds
+from db.engine import session_scope
+from pages.ui.actions import FLASH_KEY, flash, read, run_action
 from pages.ui.guard import require_page
 
 actor = require_page("settings")
-users_tab, audit_tab = st.tabs(["Users", "Audit log"])
+users_tab, review_tab, audit_tab = st.tabs(["Users", "Review", "Audit log"])
+
+THRESHOLDS_NOTICE = "review_thresholds_notice"  # what the last save of the thresholds said
 
 
 def _user_table(rows: list[users.UserView]) -> None:
@@ -220,11 +226,91 @@ def _audit_log(actor: Actor) -> None:
     )
 
 
+def _review_thresholds(actor: Actor) -> None:
+    current = read(actor, lambda s: review_thresholds(session=s, actor=actor))
+    # Keys carry the version: when the saved thresholds change, the form starts from them.
+    version = current.version
+    notice = st.session_state.pop(THRESHOLDS_NOTICE, None)
+    if notice and notice[0] == "stale":
+        st.warning(notice[1], icon=":material/sync_problem:")
+    elif notice:
+        st.error(notice[1], icon=":material/error:")
+    st.markdown(
+        "A message the assistant answered goes to the **Review** queue when the model was "
+        "unsure of it. These two thresholds say how unsure is unsure enough to need a person."
+    )
+    with st.form(f"review_thresholds_{version}"):
+        st.slider(
+            "Confidence below which a message needs a person",
+            min_value=0.0,
+            max_value=1.0,
+            value=current.confidence,
+            step=0.01,
+            format="%.2f",
+            key=f"review_confidence_{version}",
+            help="The model's probability for the intent it picked. Raise it to review more "
+            "messages (safer answers, more work); lower it to review fewer.",
+        )
+        st.slider(
+            "Margin between the top two intents below which a message needs a person",
+            min_value=0.0,
+            max_value=1.0,
+            value=current.margin,
+            step=0.01,
+            format="%.2f",
+            key=f"review_margin_{version}",
+            help="The first intent's probability minus the second's. A small margin means the "
+            "model nearly picked another intent, even when it was fairly confident.",
+        )
+        st.form_submit_button(
+            "Save thresholds", type="primary", on_click=_save_thresholds, args=(actor, version)
+        )
+    st.caption(
+        f"Saved values: confidence {current.confidence:.2f}, margin {current.margin:.2f}"
+        + ("" if current.version else " (the defaults: no admin has changed them yet)")
+        + ". Changes apply to the queue at once and are kept in the audit log."
+    )
+
+
+def _save_thresholds(actor: Actor, version: int) -> None:
+    """The Save button's callback, given the version its form showed; it runs before the
+    rerun, which then shows the values saved (or, after a stale edit, the current ones)."""
+    confidence = float(st.session_state[f"review_confidence_{version}"])
+    margin = float(st.session_state[f"review_margin_{version}"])
+    try:
+        with session_scope(actor) as s:
+            # A callback runs before the rerun re-reads the actor: a role taken away since the
+            # page was drawn must already count.
+            fresh = refresh_actor(session=s, actor=actor)
+            if fresh is None:
+                raise PermissionDenied("Your account was deactivated; nothing was saved.")
+            saved = set_review_thresholds(
+                session=s,
+                actor=fresh,
+                confidence=confidence,
+                margin=margin,
+                expected_version=version,
+            )
+    except StaleEdit as exc:
+        st.session_state[THRESHOLDS_NOTICE] = ("stale", str(exc))
+        return
+    except TrellisError as exc:
+        st.session_state[THRESHOLDS_NOTICE] = ("error", str(exc))
+        return
+    st.session_state[FLASH_KEY] = (
+        f"Saved the review thresholds: confidence {saved.confidence:.2f}, "
+        f"margin {saved.margin:.2f}."
+    )
+
+
 with users_tab:
     rows = read(actor, lambda s: users.list_users(session=s, actor=actor))
     _user_table(rows)
     _add_user_form(actor)
     _edit_user_form(actor, rows)
+
+with review_tab:
+    _review_thresholds(actor)
 
 with audit_tab:
     _audit_log(actor)

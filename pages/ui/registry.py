@@ -24,6 +24,8 @@ class Screen:
 
 SCREENS: tuple[Screen, ...] = (
     Screen("home", "Home", ":material/local_florist:", ALL_ROLES),
+    Screen("review", "Review", ":material/rate_review:", (Role.ADMIN,)),
+    Screen("corrections", "Corrections", ":material/history:", (Role.ADMIN,)),
     Screen("training", "Training", ":material/model_training:", (Role.ADMIN, Role.MANAGER)),
     Screen("playground", "Playground", ":material/chat:", (Role.ADMIN, Role.FLORIST)),
     Screen("data", "Data", ":material/database:", (Role.ADMIN, Role.MANAGER)),

@@ -122,3 +122,40 @@ def test_enough_reviews_retrain_in_the_foreground(cli_shop, monkeypatch: pytest.
     )
     assert done["retrain_run_id"] is not None
     assert done["retrain_status"] == "completed" and done["retrain_deployed"] is True
+
+
+def test_label_issues_contract(cli_shop):
+    for n in range(20):
+        add(cli_shop, f"where is my parcel number {n} now", correct="order_status")
+        add(cli_shop, f"what time will the van come on day {n}", correct="delivery_time")
+    wrong = add(cli_shop, "where is my parcel number 99 now", correct="delivery_time")
+    listed = json.loads(run("label-issues", "--tenant", "bloom", "--json").stdout)
+    assert listed == {"issues": []}  # nothing detected yet
+    found = json.loads(
+        run("label-issues", "--tenant", "bloom", "--detect", "--limit", "5", "--json").stdout
+    )["issues"]
+    assert found and set(found[0]) == {
+        "example_id",
+        "text",
+        "given_intent",
+        "suggested_intent",
+        "score",
+    }
+    assert found[0]["example_id"] == wrong
+    assert (found[0]["given_intent"], found[0]["suggested_intent"]) == (
+        "delivery_time",
+        "order_status",
+    )
+    assert len(found) <= 5 and [f["score"] for f in found] == sorted(
+        (f["score"] for f in found), reverse=True
+    )
+
+
+def test_gaps_contract(cli_shop):
+    assert json.loads(run("gaps", "--tenant", "bloom", "--json").stdout) == {"gaps": []}
+    for n, topic in enumerate(["same day delivery to the hospital"] * 6):
+        add(cli_shop, f"can you do {topic} today, ward {n}", confidence=0.2)
+    gaps = json.loads(run("gaps", "--tenant", "bloom", "--json").stdout)["gaps"]
+    assert len(gaps) == 1
+    assert {"size", "severity", "examples", "nearest_intents"} <= set(gaps[0])
+    assert gaps[0]["size"] == 6 and all("hospital" in t for t in gaps[0]["examples"])

@@ -115,3 +115,110 @@ def test_empty_audit_filter_says_what_to_do(app, shops):
     bloom, _ = shops
     at = _settings(app, bloom.admin)
     assert any("No audit events" in i.value for i in at.info)
+
+
+# --- the Review tab: the shop's review thresholds ------------------------------------------
+
+
+def _thresholds(engine, actor):
+    from core.shop_settings import review_thresholds
+
+    with session_scope(actor, engine=engine) as s:
+        return review_thresholds(session=s, actor=actor)
+
+
+def _slider(at, starts):
+    return next(w for w in at.slider if w.label.startswith(starts))
+
+
+def _save_thresholds(at):
+    next(b for b in at.button if b.label == "Save thresholds").click()
+    return at.run()
+
+
+def test_admin_saves_review_thresholds_for_their_shop_only(app, shops, app_db):
+    bloom, fern = shops
+    at = _settings(app, bloom.admin)
+    assert _slider(at, "Confidence").value == 0.6  # the defaults until someone saves
+    assert _slider(at, "Margin").value == 0.1
+    _slider(at, "Confidence").set_value(0.75)
+    _slider(at, "Margin").set_value(0.2)
+    at = _save_thresholds(at)
+    assert not at.exception
+    assert "Saved the review thresholds: confidence 0.75, margin 0.20" in at.success[0].value
+    saved = _thresholds(app_db, bloom.admin)
+    assert (saved.confidence, saved.margin, saved.version) == (0.75, 0.2, 1)
+    assert _thresholds(app_db, fern.admin).version == 0  # another shop keeps its own
+    assert _slider(at, "Confidence").value == 0.75
+    _slider(at, "Margin").set_value(0.15)  # a second save builds on the first
+    at = _save_thresholds(at)
+    assert not at.warning
+    assert (_thresholds(app_db, bloom.admin).margin, _thresholds(app_db, bloom.admin).version) == (
+        0.15,
+        2,
+    )
+    with session_scope(bloom.admin, engine=app_db) as s:
+        events = s.exec(
+            select(AuditEvent).where(AuditEvent.action == "settings.review_thresholds")
+        ).all()
+    assert [e.after for e in events] == [
+        {"confidence": 0.75, "margin": 0.2},
+        {"confidence": 0.75, "margin": 0.15},
+    ]
+
+
+def test_stale_thresholds_are_refused_with_a_warning_and_the_current_values(app, shops, app_db):
+    from core.shop_settings import set_review_thresholds
+
+    bloom, _ = shops
+    at = _settings(app, bloom.admin)
+    with session_scope(bloom.admin, engine=app_db) as s:  # another admin saves meanwhile
+        set_review_thresholds(
+            session=s, actor=bloom.admin, confidence=0.5, margin=0.05, expected_version=0
+        )
+    _slider(at, "Confidence").set_value(0.9)
+    at = _save_thresholds(at)
+    assert not at.exception
+    assert "Another admin changed the review thresholds" in at.warning[0].value
+    assert not at.success
+    current = _thresholds(app_db, bloom.admin)
+    assert (current.confidence, current.margin, current.version) == (0.5, 0.05, 1)
+    assert (_slider(at, "Confidence").value, _slider(at, "Margin").value) == (0.5, 0.05)
+    _slider(at, "Confidence").set_value(0.9)  # saving again, from the current values, works
+    at = _save_thresholds(at)
+    assert not at.warning
+    assert _thresholds(app_db, bloom.admin).confidence == 0.9
+
+
+def test_an_admin_demoted_since_the_page_loaded_cannot_save_thresholds(app, shops, app_db):
+    from dataclasses import replace
+
+    from core import users
+    from core.access import Role
+
+    bloom, _ = shops
+    at = _settings(app, bloom.admin)
+    other_admin = replace(bloom.florist, role=Role.ADMIN)
+    with session_scope(bloom.admin, engine=app_db) as s:
+        assert other_admin.user_id is not None
+        users.change_role(
+            session=s,
+            actor=bloom.admin,
+            user_id=other_admin.user_id,
+            role=Role.ADMIN,
+            expected_version=1,
+        )
+    with session_scope(other_admin, engine=app_db) as s:  # ...who demotes the first admin
+        assert bloom.admin.user_id is not None
+        users.change_role(
+            session=s,
+            actor=other_admin,
+            user_id=bloom.admin.user_id,
+            role=Role.MANAGER,
+            expected_version=1,
+        )
+    _slider(at, "Confidence").set_value(0.9)
+    at = _save_thresholds(at)
+    assert not at.exception
+    assert _thresholds(app_db, bloom.admin).version == 0  # nothing saved
+    assert any("Not allowed" in e.value for e in at.error)
