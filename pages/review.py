@@ -268,7 +268,7 @@ def _form(actor: Actor, item: QueueItem, intents: list[str]) -> None:
     with st.form(f"review_form_{eid}", border=False):
         c1, c2 = st.columns([2, 1])
         c1.selectbox(
-            "Intent (Enter saves)",
+            "Intent (Ctrl+Enter saves)",
             [*options, NEW_INTENT],
             index=options.index(preferred) if preferred in options else len(options),
             format_func=lambda i: i if i == NEW_INTENT else label(i),
@@ -463,7 +463,7 @@ def bulk_tab(actor: Actor, intents: list[str]) -> None:
     st.checkbox(
         "Include every near-identical message of each ticked row", value=True, key="bulk_groups"
     )
-    st.text_input("Note (optional)", key="bulk_note")
+    st.text_input("Note for the relabel (optional)", key="bulk_note")
     st.button(
         "Relabel ticked rows",
         type="primary",

@@ -114,3 +114,29 @@ def test_florist_asks_the_playground(demo_server, page):
     page.get_by_text("Model version").wait_for()
     settle(page)
     shot(page, "florist-playground")
+
+
+def test_admin_reviews_three_items_from_the_keyboard(demo_server, page):
+    admin = next(d for d in BLOOM if d.role == "admin")
+    _log_in(page, demo_server, admin.username, admin.password)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Review").click()
+    page.get_by_role("heading", name="Review").wait_for()
+    settle(page)
+    shot(page, "admin-review")
+    # 1: the shortcut saves the preselected intent (the model's prediction)
+    page.keyboard.press("Control+Enter")
+    page.get_by_text("Confirmed").first.wait_for()
+    settle(page)
+    # 2: Enter in a text field of the form saves as well
+    page.get_by_label("Note (optional)").fill("checked in the browser")
+    page.get_by_label("Note (optional)").press("Enter")
+    page.get_by_text("Confirmed").first.wait_for()
+    settle(page)
+    # 3: reject, then undo it
+    page.get_by_role("button", name="Reject").click()
+    page.get_by_text("Rejected (").first.wait_for()
+    settle(page)
+    page.get_by_role("button", name="Undo: Rejected").click()
+    page.get_by_text("back as it was").wait_for()
+    settle(page)
+    assert page.get_by_test_id("stException").count() == 0
