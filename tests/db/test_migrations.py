@@ -117,3 +117,41 @@ def test_check_schema_refuses_an_unknown_revision(empty_db):
         conn.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
     with pytest.raises(SchemaOutdated, match="trellis init-db"):
         check_schema(empty_db)
+
+
+def upgrade_to(engine: Engine, revision: str) -> None:
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def test_0004_backfills_margins_and_near_identical_hashes(empty_db):
+    from core.text import text_hash
+
+    upgrade_to(empty_db, "0003")
+    top = '[["order_status", 0.7], ["delivery_time", 0.2], ["refund", 0.1]]'
+    with empty_db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tenant (id, name, slug, is_demo, created_at) "
+                "VALUES (1, 'Bloom', 'bloom', false, CURRENT_TIMESTAMP)"
+            )
+        )
+        for i, (words, predicted) in enumerate(
+            (("Where is my order #12?", top), ("where is my order 34", None))
+        ):
+            conn.execute(
+                text(
+                    "INSERT INTO example (id, tenant_id, text, top_intents, text_hash, escalated, "
+                    "reviewed, status, source, created_at, updated_at, version) VALUES (:id, 1, "
+                    ":t, :top, 'old', false, false, 'pending', 'live', CURRENT_TIMESTAMP, "
+                    "CURRENT_TIMESTAMP, 1)"
+                ),
+                {"id": i + 1, "t": words, "top": predicted},
+            )
+    upgrade(empty_db)
+    with empty_db.connect() as conn:
+        rows = conn.execute(text("SELECT text_hash, margin FROM example ORDER BY id")).all()
+    assert rows[0][0] == rows[1][0] == text_hash("where is my order 0")
+    assert rows[0][1] == pytest.approx(0.5) and rows[1][1] is None
