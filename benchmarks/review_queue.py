@@ -17,9 +17,11 @@ Measured, connected as the non-superuser app role through db.engine.session_scop
 warm-ups over 30 repetitions (p50/p95 ms): core.review.queue's first page with the default
 filters, filtered by each reason, by predicted intent, by the last 30 days, and page 10; the
 seconds of each statement of the default first page (ranked groups, group and message totals,
-counts per reason, the page's rows). Reference, side by side in the same run: the same first page
-as a naive ungrouped query (the needs-review condition, ORDER BY confidence LIMIT 25).
-Goal (the review-queue-at-scale issue): first page p95 <= 300 ms.
+counts per reason, the page's rows; labelled by their SQL). Reference, side by side in the same
+run: the same first page as a naive ungrouped query (the needs-review condition, ORDER BY
+confidence LIMIT 25). Goal (the review-queue-at-scale issue): first page p95 <= 300 ms.
+Latency on a shared machine follows its load, so the JSON carries the 1-minute load average
+before and after, and the indexes the example table had.
 
 `--explain` also writes EXPLAIN (ANALYZE, BUFFERS) of each statement of the default first page
 to stderr.
@@ -28,6 +30,7 @@ to stderr.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -37,9 +40,13 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, event, text
+
+if TYPE_CHECKING:
+    from core.access import Actor
+    from core.review import QueueFilter, QueuePage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fresh_database, pg_server_url
@@ -223,8 +230,10 @@ def _shape(owner: Engine, tenant_id: int) -> dict[str, Any]:
                pg_total_relation_size('example')
         FROM example WHERE tenant_id = :tenant
     """
+    indexes = "SELECT indexname FROM pg_indexes WHERE tablename = 'example' ORDER BY 1"
     with owner.connect() as conn:
         row = conn.execute(text(sql), {"tenant": tenant_id}).one()
+        index_names = list(conn.execute(text(indexes)).scalars())
     return {
         "waiting": row[0],
         "reviewed": row[1],
@@ -235,6 +244,7 @@ def _shape(owner: Engine, tenant_id: int) -> dict[str, Any]:
         "queue_examples": row[6],
         "queue_groups": row[7],
         "example_table_mib_all_shops": round(row[8] / 2**20),
+        "example_indexes": index_names,
     }
 
 
@@ -248,6 +258,7 @@ class StatementTimer:
         self.seconds: dict[str, list[float]] = {}
         self.last: list[tuple[str, str, Any]] = []  # (label, SQL, parameters) of the last call
         self.recording = False
+        self._start = 0.0
         event.listen(engine, "before_cursor_execute", self._before)
         event.listen(engine, "after_cursor_execute", self._after)
 
@@ -257,6 +268,8 @@ class StatementTimer:
             return "tenant_context"
         if "shop_settings" in sql:
             return "thresholds"
+        if " OVER (" in sql:  # one statement for the page and its totals
+            return "ranked_groups_with_totals"
         if "FROM (SELECT" in sql:
             return "group_and_message_totals"
         if "GROUP BY" in sql and "LIMIT" in sql:
@@ -314,70 +327,83 @@ def _needs_review_sql() -> str:
     )
 
 
-def bench(app_url: str, seeded: Seeded, *, explain: bool = False) -> dict[str, Any]:
-    from core.access import Actor, Role
-    from core.review import QueueFilter, QueuePage, Reason, queue
-    from core.shop_settings import review_thresholds
-    from db.engine import make_engine, session_scope
+def _cases() -> dict[str, tuple[QueueFilter, int]]:
+    """What is measured: (filters, page) by name."""
+    from core.review import QueueFilter, Reason
 
-    engine = make_engine(app_url)
-    timer = StatementTimer(engine)
-    actor = Actor(seeded.admin_user_id, seeded.tenant_id, Role.ADMIN, "bench.admin")
     since = datetime.now(UTC) - timedelta(days=30)
-
-    def page_of(filters: QueueFilter, page: int = 1) -> Callable[[], QueuePage]:
-        def call() -> QueuePage:
-            with session_scope(actor, engine=engine) as session:
-                result = queue(session=session, actor=actor, filters=filters, page=page)
-            assert result.items, f"the queue is empty for {filters} page {page}"
-            return result
-
-        return call
-
-    cases: dict[str, tuple[QueueFilter, int]] = {
+    return {
         "first_page": (QueueFilter(), 1),
         **{f"first_page_reason_{r.value}": (QueueFilter(reason=r), 1) for r in Reason},
         "first_page_predicted_intent": (QueueFilter(predicted=FILTERED_INTENT), 1),
         "first_page_last_30_days": (QueueFilter(since=since), 1),
         "page_10": (QueueFilter(), 10),
     }
-    results: dict[str, Any] = {}
-    for name, (filters, page) in cases.items():
-        call = page_of(filters, page)
-        if name == "first_page":
-            seconds = _timed(call, timer)
-            shown = call()
-            results[name] = {
-                **_percentiles(seconds),
-                "groups": shown.groups,
-                "messages": shown.messages,
-                "by_reason": {r.value: n for r, n in shown.by_reason.items()},
-            }
-        else:
-            shown = call()
-            results[name] = {**_percentiles(_timed(call)), "groups": shown.groups}
-    statements = {
-        label: _percentiles(s)
-        for label, s in timer.seconds.items()
-        if label not in ("tenant_context", "other")
-    }
+
+
+def _page_of(
+    engine: Engine, actor: Actor, filters: QueueFilter, page: int = 1
+) -> Callable[[], QueuePage]:
+    """One review-queue page as the app shows it: its own session, tenant context and all."""
+    from core.review import queue
+    from db.engine import session_scope
+
+    def call() -> QueuePage:
+        with session_scope(actor, engine=engine) as session:
+            result = queue(session=session, actor=actor, filters=filters, page=page)
+        assert result.items, f"the queue is empty for {filters} page {page}"
+        return result
+
+    return call
+
+
+def _naive_first_page(engine: Engine, actor: Actor) -> Callable[[], None]:
+    """The reference: the same examples, ungrouped, least confident first, 25 of them."""
+    from core.shop_settings import review_thresholds
+    from db.engine import session_scope
+
     with session_scope(actor, engine=engine) as session:
         limits = review_thresholds(session=session, actor=actor)
     naive = text(f"SELECT * FROM example WHERE {_needs_review_sql()} ORDER BY confidence LIMIT 25")
     params = {"tenant": actor.tenant_id, "conf": limits.confidence, "margin": limits.margin}
 
-    def naive_page() -> None:
+    def call() -> None:
         with session_scope(actor, engine=engine) as session:
             assert len(session.execute(naive, params).all()) == 25
 
-    reference = _percentiles(_timed(naive_page))
+    return call
+
+
+def bench(app_url: str, seeded: Seeded, *, explain: bool = False) -> dict[str, Any]:
+    """Every case's p50/p95, the default first page's statements, and the naive reference."""
+    from core.access import Actor, Role
+    from db.engine import make_engine
+
+    engine = make_engine(app_url)
+    timer = StatementTimer(engine)
+    actor = Actor(seeded.admin_user_id, seeded.tenant_id, Role.ADMIN, "bench.admin")
+    results: dict[str, Any] = {}
+    for name, (filters, page) in _cases().items():
+        call = _page_of(engine, actor, filters, page)
+        seconds = _timed(call, timer if name == "first_page" else None)
+        shown = call()
+        results[name] = {**_percentiles(seconds), "groups": shown.groups}
+        if name == "first_page":
+            results[name]["messages"] = shown.messages
+            results[name]["by_reason"] = {r.value: n for r, n in shown.by_reason.items()}
+    statements = {
+        label: _percentiles(s)
+        for label, s in timer.seconds.items()
+        if label not in ("tenant_context", "other")
+    }
+    reference = _percentiles(_timed(_naive_first_page(engine, actor)))
     if explain:
-        _explain(engine, actor, page_of(QueueFilter()), timer)
+        _explain(engine, actor, _page_of(engine, actor, _cases()["first_page"][0]), timer)
     engine.dispose()
     return {"cases": results, "first_page_statements": statements, "reference": reference}
 
 
-def _explain(engine: Engine, actor: Any, call: Callable[[], Any], timer: StatementTimer) -> None:
+def _explain(engine: Engine, actor: Actor, call: Callable[[], Any], timer: StatementTimer) -> None:
     """EXPLAIN (ANALYZE, BUFFERS) of each statement of one call, as the app role, to stderr."""
     from db.engine import session_scope
 
@@ -408,11 +434,15 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp, fresh_database("postgresql", Path(tmp)) as db:
         seeded, shape = seed(db.app_url, db.owner_url)
+        load_before = os.getloadavg()[0]
         measured = bench(db.app_url, seeded, explain="--explain" in sys.argv[1:])
+        load_after = os.getloadavg()[0]
     cases = measured["cases"]
     worst = max(case["p95_ms"] for name, case in cases.items() if name.startswith("first_page"))
     result["postgresql"] = {
         "seed_seconds": seeded.seconds,
+        # Latency on a shared machine follows its load: the 1-minute load average around it.
+        "load_average_1m_before_after": [round(load_before, 1), round(load_after, 1)],
         "shop": shape,
         **cases,
         "first_page_statements": measured["first_page_statements"],

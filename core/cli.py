@@ -736,5 +736,152 @@ def gaps_cmd(slug: str, refresh: bool, as_json: bool) -> None:
     emit({"gaps": rows}, as_json, "\n".join(lines))
 
 
+def _metrics_text(shop: str, days: str, found: Any, top: Any, wrong: Any) -> str:
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.1%}"
+
+    confidence = "n/a" if found.avg_confidence is None else f"{found.avg_confidence:.3f}"
+    lines = [
+        f"{shop}, {days} (UTC, both days included):",
+        f"  Messages          {found.total_messages:,}",
+        f"  AI-resolved       {found.ai_resolved:,}",
+        f"  Escalated         {found.escalated:,} ({pct(found.escalation_rate)})",
+        f"  Avg confidence    {confidence}",
+        f"  Intent accuracy   {pct(found.intent_accuracy)}",
+        f"  Correction rate   {pct(found.correction_rate)}",
+        "Top intents:",
+        *([f"  {n:>7,}  {intent}" for intent, n in top] or ["  none"]),
+        "Top misclassified (true -> predicted):",
+        *([f"  {n:>7,}  {t} -> {p}" for t, p, n in wrong] or ["  none"]),
+    ]
+    return "\n".join(lines)
+
+
+@main.command()
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day (UTC).")
+@click.option(
+    "--until",
+    type=click.DateTime(["%Y-%m-%d"]),
+    required=True,
+    help="Last day (UTC), included: the whole day counts.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def metrics(slug: str, since: datetime, until: datetime, as_json: bool) -> None:
+    """Headline metrics, top intents and top misclassified pairs of messages written from
+    --since through --until (whole UTC days, both included); rates are 0-1."""
+    from datetime import timedelta
+
+    from core import analytics
+    from core.errors import InvalidInput
+
+    start, end = since.replace(tzinfo=UTC), until.replace(tzinfo=UTC) + timedelta(days=1)
+    if end <= start:
+        raise InvalidInput("--until must not be before --since.")
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        found = analytics.headline(session=session, actor=actor, since=start, until=end)
+        top = analytics.top_intents(session=session, actor=actor, since=start, until=end)
+        wrong = analytics.top_misclassified(session=session, actor=actor, since=start, until=end)
+    values = {name: getattr(found, name) for name in analytics.METRICS}
+    payload: dict[str, Any] = {
+        name: round(v, 4) if isinstance(v, float) else v for name, v in values.items()
+    } | {
+        "top_intents": {intent: n for intent, n in top},
+        "top_misclassified": [[t, p, n] for t, p, n in wrong],
+    }
+    days = f"{since:%Y-%m-%d} to {until:%Y-%m-%d}"
+    emit(payload, as_json, _metrics_text(actor.tenant_name or slug, days, found, top, wrong))
+
+
+@main.command("snapshot")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option(
+    "--period", type=click.Choice(["hourly", "daily", "weekly", "monthly"]), required=True
+)
+@click.option(
+    "--at",
+    "at_text",
+    help="Snapshot the last complete period before this ISO date-time (default: now; UTC "
+    "unless it carries an offset).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def snapshot_cmd(slug: str, period: str, at_text: str | None, as_json: bool) -> None:
+    """Snapshot the headline metrics of the last complete period (once; safe from cron)."""
+    from core import snapshots
+    from core.errors import InvalidInput
+
+    try:
+        at = snapshots.as_utc(datetime.fromisoformat(at_text)) if at_text else None
+    except ValueError:
+        raise InvalidInput(f"--at '{at_text}' is not an ISO date-time.") from None
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        view, created = snapshots.take_snapshot(session=session, actor=actor, period=period, at=at)
+    payload = {
+        "period": view.period.value,
+        "period_start": view.period_start.isoformat(),
+        **view.metrics(),
+        "created": created,
+    }
+    state = "taken" if created else "already taken"
+    text = (
+        f"{view.period.value.title()} snapshot of {view.period_start:%Y-%m-%d %H:%M} UTC {state}: "
+        f"{view.total_messages:,} messages, {view.escalated:,} escalated."
+    )
+    emit(payload, as_json, text)
+
+
+def _alert_json(alert: Any) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "kind": alert.kind.value,
+        "value": alert.value,
+        "threshold": alert.threshold,
+        "raised_at": alert.raised_at.isoformat(),
+        "message": alert.message,
+        "advice": alert.advice,
+    }
+
+
+@main.command("alerts")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--evaluate", is_flag=True, help="Measure the last 7 days first: raise and clear.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def alerts_cmd(slug: str, evaluate: bool, as_json: bool) -> None:
+    """The shop's open alerts, with what to do (--evaluate: check the thresholds now)."""
+    from core import alerts
+
+    engine, actor = tenant_actor(slug)
+    payload: dict[str, Any] = {}
+    if evaluate:
+        with session_scope(actor, engine=engine) as session:
+            checks = alerts.evaluate_alerts(session=session, actor=actor)
+        payload["checks"] = [
+            {
+                "kind": c.kind.value,
+                "value": c.value,
+                "threshold": c.threshold,
+                "volume": c.volume,
+                "outcome": c.outcome.value,
+                "note": c.note,
+            }
+            for c in checks
+        ]
+        if not as_json:
+            for c in checks:
+                click.echo(
+                    f"{c.kind.value}: {c.note or c.outcome.value.replace('_', ' ')}", err=True
+                )
+    with session_scope(actor, engine=engine) as session:
+        found = alerts.open_alerts(session=session, actor=actor)
+    payload["alerts"] = [_alert_json(a) for a in found]
+    text = "\n".join(f"{a.label}: {a.message}\n  What to do: {a.advice}" for a in found)
+    emit(payload, as_json, text or "No open alerts.")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

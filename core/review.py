@@ -22,7 +22,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, literal, literal_column, or_, update
+from sqlalchemy import and_, case, func, insert, literal, or_, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
@@ -218,45 +218,71 @@ def queue(
         raise InvalidInput("Pages start at 1 and hold 1 to 500 items.")
     limits = review_thresholds(session=session, actor=actor)
     conditions = _conditions(limits)
-    where = _filtered(actor, filters)
-    needs = conditions[filters.reason] if filters.reason else or_(*conditions.values())
-    groups = (
-        select(  # type: ignore[call-overload]
-            col(Example.text_hash),
-            func.count().label("n"),
-            func.sum(_uncertainty()).label("priority"),
-            func.max(col(Example.id)).label("newest"),
-        )
-        .where(*where, needs)
-        .group_by(col(Example.text_hash))
+    ranked, n_groups, n_messages, by_reason = _ranked_groups(
+        session, _filtered(actor, filters), conditions, filters.reason, page, page_size
     )
-    ranked = session.exec(
-        groups.order_by(literal_column("priority").desc(), literal_column("newest").desc())
-        .limit(page_size)
-        .offset((page - 1) * page_size)
-    ).all()
-    totals = groups.subquery()
-    n_groups, n_messages = session.exec(
-        select(func.count(), func.coalesce(func.sum(totals.c.n), 0)).select_from(totals)
-    ).one()
-    reason_counts = session.exec(
-        select(  # type: ignore[call-overload]
-            *(func.coalesce(func.sum(case((cond, 1), else_=0)), 0) for cond in conditions.values())
-        ).where(*where, or_(*conditions.values()))
-    ).one()
-    by_reason = dict(zip(conditions, (int(n) for n in reason_counts), strict=True))
-    sizes: dict[int, tuple[int, float]] = {
-        newest: (int(n), float(priority or 0.0))
-        for _, n, priority, newest in ranked
-        if newest is not None
-    }
+    sizes = {newest: (n, priority) for n, priority, newest in ranked}
     rows = _examples(session, actor, list(sizes))
     items = [
         _item(rows[newest], sizes[newest][0], sizes[newest][1], limits)
         for newest in sizes
         if newest in rows
     ]
-    return QueuePage(items, int(n_groups), int(n_messages), by_reason, page, page_size)
+    return QueuePage(items, n_groups, n_messages, by_reason, page, page_size)
+
+
+def _ranked_groups(
+    session: Session,
+    where: list[ColumnElement[bool]],
+    conditions: dict[Reason, ColumnElement[bool]],
+    reason: Reason | None,
+    page: int,
+    page_size: int,
+) -> tuple[list[tuple[int, float, int]], int, int, dict[Reason, int]]:
+    """One page of groups (size, priority, newest id) and the queue's totals, in one pass.
+
+    One scan of the examples that need a person, grouped by text_hash; window sums over every
+    group give the totals and the counts per reason (under every filter but the reason), so
+    the page and its counts cost one scan instead of three (the benchmark's 1M-row shop)."""
+    needs = conditions[reason] if reason else None
+
+    def within(aggregate: Any) -> Any:
+        return aggregate if needs is None else aggregate.filter(needs)
+
+    per_reason = [func.count().filter(cond).label(f"n_{r.value}") for r, cond in conditions.items()]
+    groups = (
+        select(  # type: ignore[call-overload]
+            within(func.count()).label("n"),
+            within(func.sum(_uncertainty())).label("priority"),
+            within(func.max(col(Example.id))).label("newest"),
+            *per_reason,
+        )
+        .where(*where, or_(*conditions.values()))
+        .group_by(col(Example.text_hash))
+        .subquery()
+    )
+    totals = select(  # type: ignore[call-overload]
+        groups.c.n,
+        groups.c.priority,
+        groups.c.newest,
+        func.count().filter(groups.c.n > 0).over().label("groups"),
+        func.sum(groups.c.n).over().label("messages"),
+        *(func.sum(groups.c[f"n_{r.value}"]).over() for r in conditions),
+    ).subquery()
+    rows = session.exec(
+        select(*totals.c)  # type: ignore[call-overload]
+        .where(totals.c.n > 0)
+        .order_by(totals.c.priority.desc(), totals.c.newest.desc())
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    ).all()
+    # Every row carries the same totals; past the last page, read them from any group.
+    summary = rows[0] if rows else session.exec(select(*totals.c).limit(1)).first()  # type: ignore[call-overload]
+    if summary is None:
+        return [], 0, 0, dict.fromkeys(conditions, 0)
+    by_reason = dict(zip(conditions, (int(n or 0) for n in summary[5:]), strict=True))
+    ranked = [(int(n), float(priority or 0.0), int(newest)) for n, priority, newest, *_ in rows]
+    return ranked, int(summary[3] or 0), int(summary[4] or 0), by_reason
 
 
 def next_item(

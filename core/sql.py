@@ -40,3 +40,34 @@ def _day_sqlite(element: _Day, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(_Day, "postgresql")
 def _day_postgresql(element: _Day, compiler: SQLCompiler, **kw: Any) -> str:
     return f"to_char(timezone('UTC', {compiler.process(element.clauses, **kw)}), 'YYYY-MM-DD')"
+
+
+def week(column: ColumnElement[Any] | Any) -> ColumnElement[str]:
+    """The Monday that starts the UTC ISO week of a datetime column, as 'YYYY-MM-DD' text."""
+    return _Week(column)
+
+
+class _Week(FunctionElement[str]):
+    type = String()
+    inherit_cache = True
+    name = "trellis_week"
+
+
+@compiles(_Week)
+def _week_default(element: _Week, compiler: SQLCompiler, **kw: Any) -> str:
+    raise NotImplementedError(f"week() has no form for the {compiler.dialect.name} dialect.")
+
+
+@compiles(_Week, "sqlite")
+def _week_sqlite(element: _Week, compiler: SQLCompiler, **kw: Any) -> str:
+    # 'weekday 0' moves forward to the next Sunday (or stays on one); six days back is Monday.
+    return (
+        f"strftime('%Y-%m-%d', {compiler.process(element.clauses, **kw)}, 'weekday 0', '-6 days')"
+    )
+
+
+@compiles(_Week, "postgresql")
+def _week_postgresql(element: _Week, compiler: SQLCompiler, **kw: Any) -> str:
+    # date_trunc('week', ...) starts weeks on Monday (ISO 8601) whatever the locale.
+    clause = compiler.process(element.clauses, **kw)
+    return f"to_char(date_trunc('week', timezone('UTC', {clause})), 'YYYY-MM-DD')"

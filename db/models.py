@@ -174,6 +174,19 @@ class Message(TenantOwned, table=True):
     dedupe_key: str | None = Field(default=None, max_length=64)
 
 
+# What the review queue reads of an example that is waiting or flagged (core.review.queue).
+REVIEW_QUEUE_ROWS = "(status = 'pending' AND NOT reviewed) OR issue_score IS NOT NULL"
+REVIEW_QUEUE_COLUMNS = [
+    "confidence",
+    "margin",
+    "escalated",
+    "issue_score",
+    "id",
+    "status",
+    "reviewed",
+]
+
+
 class Example(TenantOwned, table=True):
     """One customer message as training data: what the assistant did and what was right."""
 
@@ -185,6 +198,16 @@ class Example(TenantOwned, table=True):
         Index("ix_example_tenant_detected", "tenant_id", "detected_intent"),
         Index("ix_example_tenant_text_hash", "tenant_id", "text_hash"),
         Index("ix_example_tenant_issue", "tenant_id", "issue_score"),
+        # The review queue groups the examples that may need a person by text_hash: on
+        # PostgreSQL an index-only scan of this, in group order, instead of the whole shop.
+        Index(
+            "ix_example_review_queue",
+            "tenant_id",
+            "text_hash",
+            postgresql_include=REVIEW_QUEUE_COLUMNS,
+            postgresql_where=text(REVIEW_QUEUE_ROWS),
+            sqlite_where=text(REVIEW_QUEUE_ROWS),
+        ),
         same_shop_parent("example"),
         same_shop_fk("conversation_id", "conversation"),
         same_shop_fk("message_id", "message"),
@@ -264,6 +287,22 @@ class ShopSettings(TenantOwned, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
     updated_by: int | None = Field(default=None)
     version: int = Field(default=1)
+    # Alert thresholds (core.alerts): accuracy and macro-F1 alert below theirs, escalation and
+    # misclassification above. Their own version, so editing them never makes a review
+    # threshold edit stale (0: never saved, the defaults apply).
+    alert_intent_accuracy: float = Field(
+        default=0.7, ge=0, le=1, sa_column_kwargs={"server_default": text("0.7")}
+    )
+    alert_escalation_rate: float = Field(
+        default=0.3, ge=0, le=1, sa_column_kwargs={"server_default": text("0.3")}
+    )
+    alert_macro_f1: float = Field(
+        default=0.7, ge=0, le=1, sa_column_kwargs={"server_default": text("0.7")}
+    )
+    alert_misclassification: float = Field(
+        default=0.15, ge=0, le=1, sa_column_kwargs={"server_default": text("0.15")}
+    )
+    alert_version: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
 
 
 class GapStatus(StrEnum):
@@ -418,6 +457,72 @@ class ModelVersion(TenantOwned, table=True):
     is_active: bool = Field(default=False)
     created_at: datetime = Field(default_factory=utcnow)
     activated_at: datetime | None = Field(default=None)
+
+
+class SnapshotPeriod(StrEnum):
+    HOURLY = "hourly"
+    DAILY = "daily"
+    WEEKLY = "weekly"  # ISO weeks: Monday 00:00 UTC to the next Monday
+    MONTHLY = "monthly"
+
+
+class MetricSnapshot(TenantOwned, table=True):
+    """The headline metrics of one complete period, frozen when it was taken (once per period)."""
+
+    __tablename__ = "metric_snapshot"
+    __table_args__ = (
+        # Also what makes taking a snapshot idempotent across replicas (ON CONFLICT DO NOTHING).
+        UniqueConstraint(
+            "tenant_id", "period", "period_start", name="uq_metric_snapshot_tenant_period_start"
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    period: str = Field(max_length=16)
+    period_start: datetime  # UTC, aligned: the hour, the day, the ISO week's Monday, the 1st
+    total_messages: int
+    ai_resolved: int
+    escalated: int
+    escalation_rate: float | None = Field(default=None)
+    avg_confidence: float | None = Field(default=None)
+    intent_accuracy: float | None = Field(default=None)
+    correction_rate: float | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class AlertKind(StrEnum):
+    INTENT_ACCURACY = "intent_accuracy"
+    ESCALATION_RATE = "escalation_rate"
+    MACRO_F1 = "macro_f1"
+    MISCLASSIFICATION = "misclassification"
+
+
+OPEN_ALERT = "cleared_at IS NULL"
+
+
+class AlertEvent(TenantOwned, table=True):
+    """A threshold crossed: raised when a metric went past it, cleared when it came back."""
+
+    __tablename__ = "alert_event"
+    __table_args__ = (
+        Index("ix_alert_event_tenant_raised", "tenant_id", "raised_at"),
+        # One open alert per kind per shop, across every replica: the database refuses a second.
+        Index(
+            "uq_alert_event_one_open",
+            "tenant_id",
+            "kind",
+            unique=True,
+            sqlite_where=text(OPEN_ALERT),
+            postgresql_where=text(OPEN_ALERT),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    value: float  # the metric when raised
+    threshold: float
+    message: str = Field(sa_column=Column(Text, nullable=False))
+    raised_at: datetime = Field(default_factory=utcnow)
+    cleared_at: datetime | None = Field(default=None)
+    cleared_value: float | None = Field(default=None)  # the metric when cleared
 
 
 def tenant_tables() -> list[str]:
