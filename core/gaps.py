@@ -58,7 +58,6 @@ from scipy.cluster.hierarchy import fcluster, linkage
 from sklearn.feature_extraction.text import (
     ENGLISH_STOP_WORDS,
     CountVectorizer,
-    TfidfVectorizer,
     strip_accents_unicode,
 )
 from sklearn.pipeline import FeatureUnion
@@ -69,6 +68,7 @@ from sqlmodel import Session, col, select
 from core import audit, registry
 from core.access import Actor, Role, require_role
 from core.errors import InvalidInput, NotFound
+from core.model import char_tfidf, word_tfidf
 from core.review import bulk_relabel
 from core.shop_settings import review_thresholds
 from core.text import normalize_text
@@ -248,17 +248,7 @@ class _Cluster:
 
 def build_features() -> FeatureUnion:
     """Word 1-2-grams and character 3-5-grams, tf-idf: what the messages are compared on."""
-    words = TfidfVectorizer(
-        ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode", dtype=np.float32
-    )
-    chars = TfidfVectorizer(
-        analyzer="char_wb",
-        ngram_range=(3, 5),
-        min_df=2,
-        sublinear_tf=True,
-        strip_accents="unicode",
-        dtype=np.float32,
-    )
+    words, chars = word_tfidf(dtype=np.float32), char_tfidf(dtype=np.float32)
     return FeatureUnion([("words", words), ("chars", chars)])
 
 

@@ -33,7 +33,6 @@ from numpy.typing import NDArray
 from scipy.optimize import minimize_scalar
 from scipy.special import logsumexp, softmax
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import FeatureUnion
 from sklearn.svm import LinearSVC
@@ -44,6 +43,7 @@ from core import audit, training
 from core.access import Actor, Role, require_role
 from core.config import get_settings
 from core.errors import InvalidInput
+from core.model import char_tfidf, word_tfidf
 from core.text import normalize_text
 from db.models import Example, ExampleStatus, utcnow
 
@@ -179,17 +179,7 @@ def _assign_folds(
 
 def _features(texts: Sequence[str]) -> Any | None:
     """Tf-idf of every text, fitted without labels (so nothing leaks into the folds)."""
-    words = TfidfVectorizer(
-        ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode", lowercase=True
-    )
-    chars = TfidfVectorizer(
-        analyzer="char_wb",
-        ngram_range=(3, 5),
-        min_df=2,
-        sublinear_tf=True,
-        strip_accents="unicode",
-        lowercase=True,
-    )
+    words, chars = word_tfidf(), char_tfidf()
     candidates: list[Any] = [words]
     if len(texts) <= CHAR_NGRAMS_UP_TO:
         candidates.insert(0, FeatureUnion([("words", words), ("chars", chars)]))

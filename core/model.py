@@ -63,22 +63,32 @@ ECE_BINS = 15
 Probabilities = NDArray[np.float64]
 
 
-def build_pipeline(
-    *, random_state: int = 0, calibration_folds: int = CALIBRATION_FOLDS
-) -> Pipeline:
-    """Word + character tf-idf into a linear SVM with temperature-scaled probabilities."""
-    words = TfidfVectorizer(
-        ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode", lowercase=True
+def word_tfidf(**options: Any) -> TfidfVectorizer:
+    """Word 1-2-grams, sublinear tf: the intent model's word features (also used to cluster
+    and to cross-validate labels)."""
+    return TfidfVectorizer(
+        ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode", lowercase=True, **options
     )
-    chars = TfidfVectorizer(
+
+
+def char_tfidf(**options: Any) -> TfidfVectorizer:
+    """Character 3-5-grams within word boundaries: robust to typos and unseen word forms."""
+    return TfidfVectorizer(
         analyzer="char_wb",
         ngram_range=(3, 5),
         min_df=2,
         sublinear_tf=True,
         strip_accents="unicode",
         lowercase=True,
+        **options,
     )
-    features = FeatureUnion([("words", words), ("chars", chars)])
+
+
+def build_pipeline(
+    *, random_state: int = 0, calibration_folds: int = CALIBRATION_FOLDS
+) -> Pipeline:
+    """Word + character tf-idf into a linear SVM with temperature-scaled probabilities."""
+    features = FeatureUnion([("words", word_tfidf()), ("chars", char_tfidf())])
     return Pipeline(
         [("features", features), ("classifier", _classifier(random_state, calibration_folds))]
     )
