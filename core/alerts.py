@@ -410,8 +410,10 @@ def evaluate_alerts(
     until: datetime | None = None,
 ) -> list[AlertCheck]:
     """Measure every kind (live ones over [since, until), default the last 7 days), raise an
-    alert for each threshold crossed and clear the open ones back within (admin)."""
-    require_role(actor, Role.ADMIN)
+    alert for each threshold crossed and clear the open ones back within (manager, admin)."""
+    # Managers too: Home and Analytics evaluate when they open, so the banner is current. It
+    # stays idempotent (one open alert per kind, enforced by the database) whoever evaluates.
+    require_role(actor, Role.ADMIN, Role.MANAGER)
     until = as_utc(until) if until else utcnow()
     since = as_utc(since) if since else until - DEFAULT_WINDOW
     if since >= until:

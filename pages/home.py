@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import streamlit as st
 
+from core import analytics
 from core.access import Actor, Role
+from core.alerts import evaluate_alerts, open_alerts
 from core.overview import Overview, shop_overview
-from pages.ui.actions import read
-from pages.ui.charts import ranked_bars
+from pages.ui.actions import read, run_action
+from pages.ui.charts import alert_banners, headline_metrics, ranked_bars
 from pages.ui.guard import require_page
 
 actor = require_page("home")
 overview = read(actor, lambda s: shop_overview(session=s, actor=actor))
+WATCHERS = (Role.MANAGER, Role.ADMIN)  # the roles alerts are for
+
+
+def _alerts(actor: Actor) -> None:
+    """Check the thresholds now (one aggregate over the last 7 days), then show what is open."""
+    run_action(actor, lambda s: evaluate_alerts(session=s, actor=actor))
+    alert_banners(read(actor, lambda s: open_alerts(session=s, actor=actor)))
+
+
+def _headline(actor: Actor) -> None:
+    """The manager's headline: the last 7 days against the 7 before."""
+    until = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    comparison = read(
+        actor,
+        lambda s: analytics.compare(
+            session=s, actor=actor, since=until - timedelta(days=7), until=until
+        ),
+    )
+    st.subheader("Last 7 days")
+    headline_metrics(comparison, against="Changes against the 7 days before")
+    st.page_link(
+        "pages/analytics.py", label="Trends, intents and snapshots", icon=":material/monitoring:"
+    )
 
 
 def _delta(now: int, before: int) -> str | None:
@@ -69,6 +96,8 @@ def _topics(o: Overview, actor: Actor) -> None:
     )
 
 
+if actor.role in WATCHERS:
+    _alerts(actor)
 if overview.total_examples == 0:
     st.info(
         "No customer messages yet. Traffic arrives when the assistant records interactions; "
@@ -79,7 +108,10 @@ if overview.total_examples == 0:
         )
     )
 else:
-    _traffic(overview)
+    if actor.role is Role.MANAGER:
+        _headline(actor)
+    else:
+        _traffic(overview)
     if actor.role is Role.ADMIN:
         _admin(overview)
     _topics(overview, actor)

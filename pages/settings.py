@@ -1,4 +1,4 @@
-"""Settings (admin): the shop's users, its review thresholds, and the audit log."""
+"""Settings (admin): the shop's users, its review and alert thresholds, and the audit log."""
 
 from __future__ import annotations
 
@@ -9,18 +9,41 @@ from sqlmodel import Session
 
 from core import audit, users
 from core.access import ALL_ROLES, Actor, Role
+from core.alerts import RULES, alert_thresholds, set_alert_thresholds
 from core.auth import refresh_actor
 from core.config import get_settings
 from core.errors import PermissionDenied, StaleEdit, TrellisError
 from core.shop_settings import review_thresholds, set_review_thresholds
 from db.engine import session_scope
+from db.models import AlertKind
 from pages.ui.actions import FLASH_KEY, flash, read, run_action
 from pages.ui.guard import require_page
 
 actor = require_page("settings")
-users_tab, review_tab, audit_tab = st.tabs(["Users", "Review", "Audit log"])
+users_tab, review_tab, alerts_tab, audit_tab = st.tabs(["Users", "Review", "Alerts", "Audit log"])
 
 THRESHOLDS_NOTICE = "review_thresholds_notice"  # what the last save of the thresholds said
+ALERTS_NOTICE = "alert_thresholds_notice"  # the same for the alert thresholds
+ALERT_SLIDERS = {  # kind -> (slider label, why it matters)
+    AlertKind.INTENT_ACCURACY: (
+        "Alert when intent accuracy falls below",
+        "Of the last 7 days' reviewed messages, the share whose predicted intent was right. "
+        "Judged from 20 messages in the window.",
+    ),
+    AlertKind.ESCALATION_RATE: (
+        "Alert when the escalation rate rises above",
+        "The share of the last 7 days' messages the assistant handed to a person.",
+    ),
+    AlertKind.MACRO_F1: (
+        "Alert when the serving model's macro-F1 falls below",
+        "F1 averaged over intents on the serving model's held-out test messages: low when "
+        "some intents are weak, even if common ones are fine.",
+    ),
+    AlertKind.MISCLASSIFICATION: (
+        "Alert when the serving model's misclassification rises above",
+        "The share of the serving model's held-out test messages it gets wrong.",
+    ),
+}
 
 
 def _user_table(rows: list[users.UserView]) -> None:
@@ -303,6 +326,104 @@ def _save_thresholds(actor: Actor, version: int) -> None:
     )
 
 
+def _alert_key(kind: AlertKind, version: int) -> str:
+    return f"alert_{kind.value}_{version}"
+
+
+def _alert_thresholds(actor: Actor) -> None:
+    current = read(actor, lambda s: alert_thresholds(session=s, actor=actor))
+    # Keys carry the version: when the saved thresholds change, the form starts from them.
+    version = current.version
+    notice = st.session_state.pop(ALERTS_NOTICE, None)
+    if notice and notice[0] == "stale":
+        st.warning(notice[1], icon=":material/sync_problem:")
+    elif notice:
+        st.error(notice[1], icon=":material/error:")
+    st.markdown(
+        "Managers and admins see a **banner** on Home and Analytics while one of these metrics "
+        "is past its threshold, with what to do about it; the Analytics page keeps the history "
+        "of alerts raised and cleared. Each metric is judged on at least 20 messages."
+    )
+    with st.form(f"alert_thresholds_{version}"):
+        for kind, (text, why) in ALERT_SLIDERS.items():
+            _alert_slider(kind, text, why, current.of(kind), version)
+        st.text_input(
+            "Reason (kept in the audit log)", key=f"alert_reason_{version}", max_chars=500
+        )
+        st.form_submit_button(
+            "Save alert thresholds",
+            type="primary",
+            on_click=_save_alert_thresholds,
+            args=(actor, version),
+        )
+    st.caption(
+        "Saved values: "
+        + ", ".join(f"{RULES[k].label.lower()} {_shown(k, current.of(k))}" for k in AlertKind)
+        + ("" if version else " (the defaults: no admin has changed them yet)")
+        + ". Changes apply at the next check (every time Home or Analytics opens) and are kept "
+        "in the audit log."
+    )
+
+
+def _alert_slider(kind: AlertKind, text: str, why: str, value: float, version: int) -> None:
+    if RULES[kind].percent:  # shown in whole percent, saved as a share
+        st.slider(
+            text,
+            min_value=0,
+            max_value=100,
+            value=round(value * 100),
+            step=1,
+            format="%d%%",
+            key=_alert_key(kind, version),
+            help=why,
+        )
+    else:
+        st.slider(
+            text,
+            min_value=0.0,
+            max_value=1.0,
+            value=value,
+            step=0.01,
+            format="%.2f",
+            key=_alert_key(kind, version),
+            help=why,
+        )
+
+
+def _shown(kind: AlertKind, value: float) -> str:
+    return f"{value:.0%}" if RULES[kind].percent else f"{value:.2f}"
+
+
+def _slider_share(kind: AlertKind, version: int) -> float:
+    raw = float(st.session_state[_alert_key(kind, version)])
+    return raw / 100 if RULES[kind].percent else raw
+
+
+def _save_alert_thresholds(actor: Actor, version: int) -> None:
+    """The Save button's callback (see _save_thresholds): stale edits come back as a warning."""
+    values = {kind.value: _slider_share(kind, version) for kind in AlertKind}
+    reason = str(st.session_state.get(f"alert_reason_{version}") or "").strip() or None
+    try:
+        with session_scope(actor) as s:
+            fresh = refresh_actor(session=s, actor=actor)
+            if fresh is None:
+                raise PermissionDenied("Your account was deactivated; nothing was saved.")
+            saved = set_alert_thresholds(
+                session=s, actor=fresh, expected_version=version, reason=reason, **values
+            )
+    except StaleEdit as exc:
+        st.session_state[ALERTS_NOTICE] = ("stale", str(exc))
+        return
+    except TrellisError as exc:
+        st.session_state[ALERTS_NOTICE] = ("error", str(exc))
+        return
+    st.session_state[FLASH_KEY] = (
+        "Saved the alert thresholds: "
+        + ", ".join(f"{RULES[k].label.lower()} {_shown(k, saved.of(k))}" for k in AlertKind)
+        + "."
+    )
+
+
 with users_tab:
     rows = read(actor, lambda s: users.list_users(session=s, actor=actor))
     _user_table(rows)
@@ -311,6 +432,9 @@ with users_tab:
 
 with review_tab:
     _review_thresholds(actor)
+
+with alerts_tab:
+    _alert_thresholds(actor)
 
 with audit_tab:
     _audit_log(actor)

@@ -26,6 +26,7 @@ SCREENS: tuple[Screen, ...] = (
     Screen("home", "Home", ":material/local_florist:", ALL_ROLES),
     Screen("review", "Review", ":material/rate_review:", (Role.ADMIN,)),
     Screen("corrections", "Corrections", ":material/history:", (Role.ADMIN,)),
+    Screen("analytics", "Analytics", ":material/monitoring:", (Role.ADMIN, Role.MANAGER)),
     Screen("training", "Training", ":material/model_training:", (Role.ADMIN, Role.MANAGER)),
     Screen("playground", "Playground", ":material/chat:", (Role.ADMIN, Role.FLORIST)),
     Screen("data", "Data", ":material/database:", (Role.ADMIN, Role.MANAGER)),

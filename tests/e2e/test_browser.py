@@ -140,3 +140,24 @@ def test_admin_reviews_three_items_from_the_keyboard(demo_server, page):
     page.get_by_text("back as it was").wait_for()
     settle(page)
     assert page.get_by_test_id("stException").count() == 0
+
+
+def test_manager_opens_analytics_and_the_charts_render(demo_server, page):
+    manager = next(d for d in BLOOM if d.role == "manager")
+    _log_in(page, demo_server, manager.username, manager.password)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Analytics").click()
+    page.get_by_role("heading", name="Analytics").wait_for()
+    settle(page)
+    charts = page.get_by_test_id("stVegaLiteChart")
+    charts.first.locator("canvas, svg").first.wait_for()  # vega drew, not just a placeholder
+    assert charts.count() >= 5  # the five trends of the demo's 30 days
+    assert page.get_by_test_id("stMetric").count() == 7
+    assert page.get_by_test_id("stException").count() == 0
+    shot(page, "manager-analytics")
+    page.get_by_role("tab", name="Intents").click()
+    page.get_by_text("Top misclassified").wait_for()
+    page.get_by_role("tab", name="Models & reviewers").click()
+    page.get_by_text("Macro-F1 of every completed run").wait_for()
+    settle(page)
+    assert page.get_by_test_id("stException").count() == 0
+    shot(page, "manager-analytics-models")

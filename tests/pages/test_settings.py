@@ -222,3 +222,82 @@ def test_an_admin_demoted_since_the_page_loaded_cannot_save_thresholds(app, shop
     assert not at.exception
     assert _thresholds(app_db, bloom.admin).version == 0  # nothing saved
     assert any("Not allowed" in e.value for e in at.error)
+
+
+# --- the Alerts tab: the shop's alert thresholds -------------------------------------------
+
+
+def _alert_limits(engine, actor):
+    from core.alerts import alert_thresholds
+
+    with session_scope(actor, engine=engine) as s:
+        return alert_thresholds(session=s, actor=actor)
+
+
+def _save_alerts(at):
+    next(b for b in at.button if b.label == "Save alert thresholds").click()
+    return at.run()
+
+
+def test_admin_saves_alert_thresholds_audited_for_their_shop_only(app, shops, app_db):
+    bloom, fern = shops
+    at = _settings(app, bloom.admin)
+    assert [t.label for t in at.tabs] == ["Users", "Review", "Alerts", "Audit log"]
+    assert _slider(at, "Alert when intent accuracy").value == 70  # seed defaults, in percent
+    assert _slider(at, "Alert when the escalation rate").value == 30
+    assert _slider(at, "Alert when the serving model's macro-F1").value == 0.7
+    assert _slider(at, "Alert when the serving model's misclassification").value == 15
+    _slider(at, "Alert when the escalation rate").set_value(45)
+    _slider(at, "Alert when the serving model's macro-F1").set_value(0.6)
+    at.text_input(key="alert_reason_0").input("busy season")
+    at = _save_alerts(at)
+    assert not at.exception
+    assert "Saved the alert thresholds" in at.success[0].value
+    assert "escalation rate 45%" in at.success[0].value
+    saved = _alert_limits(app_db, bloom.admin)
+    assert saved.values() == {
+        "intent_accuracy": 0.7,
+        "escalation_rate": 0.45,
+        "macro_f1": 0.6,
+        "misclassification": 0.15,
+    }
+    assert saved.version == 1
+    assert _alert_limits(app_db, fern.admin).version == 0
+    assert _slider(at, "Alert when the escalation rate").value == 45  # the form shows them
+    with session_scope(bloom.admin, engine=app_db) as s:
+        [event] = s.exec(
+            select(AuditEvent).where(AuditEvent.action == "settings.alert_thresholds")
+        ).all()
+    assert (event.after["escalation_rate"], event.reason) == (0.45, "busy season")
+    assert _thresholds(app_db, bloom.admin).version == 0  # the review thresholds untouched
+
+
+def test_stale_alert_thresholds_are_refused_with_a_warning_and_the_current_values(
+    app, shops, app_db
+):
+    from core.alerts import set_alert_thresholds
+
+    bloom, _ = shops
+    at = _settings(app, bloom.admin)
+    with session_scope(bloom.admin, engine=app_db) as s:  # another admin saves meanwhile
+        set_alert_thresholds(
+            session=s,
+            actor=bloom.admin,
+            intent_accuracy=0.8,
+            escalation_rate=0.2,
+            macro_f1=0.75,
+            misclassification=0.1,
+            expected_version=0,
+        )
+    _slider(at, "Alert when the escalation rate").set_value(50)
+    at = _save_alerts(at)
+    assert not at.exception
+    assert "Another admin changed the alert thresholds" in at.warning[0].value
+    assert not at.success
+    assert _alert_limits(app_db, bloom.admin).escalation_rate == 0.2
+    assert _slider(at, "Alert when the escalation rate").value == 20  # now the current values
+    assert _slider(at, "Alert when intent accuracy").value == 80
+    _slider(at, "Alert when the escalation rate").set_value(50)  # saving again works
+    at = _save_alerts(at)
+    assert not at.warning
+    assert _alert_limits(app_db, bloom.admin).values()["escalation_rate"] == 0.5
