@@ -18,7 +18,6 @@ from typing import Any, Literal, NamedTuple
 from sqlalchemy import and_, case, func, literal_column
 from sqlalchemy import select as sa_select
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.selectable import Subquery
 from sqlmodel import Session, col, select
 
 from core.access import Actor, Role, require_role
@@ -173,33 +172,25 @@ def _example_aggregates() -> list[ColumnElement[Any]]:
     ]
 
 
-def _relabelled(actor: Actor) -> Subquery:
+def _relabelled(actor: Actor) -> Any:
     """The ids of the shop's examples with a standing intent correction that changed the
-    predicted intent, each once."""
-    return (
-        sa_select(col(Correction.example_id))
-        .where(
-            col(Correction.tenant_id) == actor.tenant_id,
-            # Inline constants and a bare boolean (neither bound nor IS TRUE): the forms a
-            # partial index's predicate can match, on both backends and in prepared statements.
-            col(Correction.field) == literal_column("'intent'"),
-            col(Correction.was_mismatch),
-            col(Correction.reverted_at).is_(None),
-        )
-        .distinct()
-        .subquery("relabelled")
+    predicted intent."""
+    return sa_select(col(Correction.example_id)).where(
+        col(Correction.tenant_id) == actor.tenant_id,
+        # Inline constants and a bare boolean (neither bound nor IS TRUE): the forms a
+        # partial index's predicate can match, on both backends and in prepared statements.
+        col(Correction.field) == literal_column("'intent'"),
+        col(Correction.was_mismatch),
+        col(Correction.reverted_at).is_(None),
     )
 
 
 def _counting_relabels(*columns: ColumnElement[Any], actor: Actor) -> Any:
-    """SELECT columns, then the number of relabelled examples, FROM the shop's examples joined
-    to their relabels: one pass over the window counts them alongside everything else."""
-    relabelled = _relabelled(actor)
-    return (
-        sa_select(*columns, func.count(relabelled.c.example_id))
-        .select_from(Example)
-        .outerjoin(relabelled, relabelled.c.example_id == col(Example.id))
-    )
+    """SELECT columns, then the number of relabelled examples, FROM the shop's examples: one
+    pass over the window counts them alongside everything else. An IN (subquery) test, not a
+    join: SQLite without statistics re-read a joined subquery for every row (8.5 s at 200k)."""
+    relabelled = case((col(Example.id).in_(_relabelled(actor)), 1), else_=0)
+    return sa_select(*columns, func.coalesce(func.sum(relabelled), 0)).select_from(Example)
 
 
 # --- trends --------------------------------------------------------------------------------
