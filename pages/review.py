@@ -316,7 +316,8 @@ def _form(actor: Actor, item: QueueItem, intents: list[str]) -> None:
             on_click=_skip,
             args=(item.text_hash,),
         )
-    # Keyboard first: put the cursor in the intent box of each new item.
+    # Keyboard first: put the cursor in the intent box of each new item. A fixed script (the
+    # item id is an int, only there so each item re-runs it); no user text goes into it.
     focus = (
         "const f = window.parent.document.querySelector('[data-testid=\"stForm\"] input');"
         "if (f) { f.focus(); }"

@@ -249,15 +249,20 @@ def _audit_log(actor: Actor) -> None:
     )
 
 
-def _review_thresholds(actor: Actor) -> None:
-    current = read(actor, lambda s: review_thresholds(session=s, actor=actor))
-    # Keys carry the version: when the saved thresholds change, the form starts from them.
-    version = current.version
-    notice = st.session_state.pop(THRESHOLDS_NOTICE, None)
+def _show_notice(key: str) -> None:
+    """What the last save callback left: a stale edit (warning) or an error."""
+    notice = st.session_state.pop(key, None)
     if notice and notice[0] == "stale":
         st.warning(notice[1], icon=":material/sync_problem:")
     elif notice:
         st.error(notice[1], icon=":material/error:")
+
+
+def _review_thresholds(actor: Actor) -> None:
+    current = read(actor, lambda s: review_thresholds(session=s, actor=actor))
+    # Keys carry the version: when the saved thresholds change, the form starts from them.
+    version = current.version
+    _show_notice(THRESHOLDS_NOTICE)
     st.markdown(
         "A message the assistant answered goes to the **Review** queue when the model was "
         "unsure of it. These two thresholds say how unsure is unsure enough to need a person."
@@ -334,11 +339,7 @@ def _alert_thresholds(actor: Actor) -> None:
     current = read(actor, lambda s: alert_thresholds(session=s, actor=actor))
     # Keys carry the version: when the saved thresholds change, the form starts from them.
     version = current.version
-    notice = st.session_state.pop(ALERTS_NOTICE, None)
-    if notice and notice[0] == "stale":
-        st.warning(notice[1], icon=":material/sync_problem:")
-    elif notice:
-        st.error(notice[1], icon=":material/error:")
+    _show_notice(ALERTS_NOTICE)
     st.markdown(
         "Managers and admins see a **banner** on Home and Analytics while one of these metrics "
         "is past its threshold, with what to do about it; the Analytics page keeps the history "
