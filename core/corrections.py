@@ -287,8 +287,8 @@ def reviewer_activity(
     *, session: Session, actor: Actor, since: datetime | None, until: datetime | None
 ) -> list[ActivityRow]:
     """Corrections and mismatches per UTC day and reviewer in [since, until), oldest day first
-    (admin). Reverted corrections count: the review happened."""
-    require_role(actor, Role.ADMIN)
+    (admin, manager: the Analytics page). Reverted corrections count: the review happened."""
+    require_role(actor, Role.ADMIN, Role.MANAGER)
     bucket = day(col(Correction.created_at)).label("day")
     rows = session.exec(
         select(  # type: ignore[call-overload]

@@ -394,9 +394,6 @@ def _models(actor: Actor, window: Window) -> None:
 
 def _reviewers(actor: Actor, window: Window) -> None:
     st.subheader("Reviewer activity")
-    if not is_admin:
-        st.caption("Who corrected how much is shown to admins.")
-        return
     activity = read(
         actor,
         lambda s: corrections.reviewer_activity(
