@@ -31,6 +31,7 @@ SKIPS, PIN, LOADED, STALE, LAST, NOTICE = (
 )
 NEW_INTENT = "➕ New intent…"
 UP_NEXT = 10
+BULK_PAGE = 200
 
 
 # --- actions (callbacks: they run before the rerun that shows the next item) ---------------
@@ -325,10 +326,12 @@ def _form(actor: Actor, item: QueueItem, intents: list[str]) -> None:
     components.html(f"<script>/* item {eid} */ {focus}</script>", height=0)
 
 
-def queue_tab(actor: Actor, intents: list[str]) -> None:
+def queue_tab(actor: Actor, intents: list[str]) -> review.QueuePage:
+    """The item to review now and what comes next; returns the queue's first BULK_PAGE items
+    (one query serves this tab and the Bulk relabel tab)."""
     filters = _filters(actor, intents)
     page = read(
-        actor, lambda s: review.queue(session=s, actor=actor, filters=filters, page_size=UP_NEXT)
+        actor, lambda s: review.queue(session=s, actor=actor, filters=filters, page_size=BULK_PAGE)
     )
     _counts(page)
     pin = st.session_state.get(PIN)
@@ -348,9 +351,9 @@ def queue_tab(actor: Actor, intents: list[str]) -> None:
             ),
             icon=":material/task_alt:",
         )
-        return
+        return page
     _card(actor, item, intents)
-    rest = [i for i in page.items if i.example_id != item.example_id]
+    rest = [i for i in page.items[:UP_NEXT] if i.example_id != item.example_id]
     if rest:
         st.markdown("**Up next** (select one to review it now)")
         picked = st.dataframe(
@@ -375,6 +378,7 @@ def queue_tab(actor: Actor, intents: list[str]) -> None:
         if rows:
             _pin(rest[rows[0]].example_id)
             st.rerun()
+    return page
 
 
 # --- bulk ---------------------------------------------------------------------------------
@@ -412,14 +416,10 @@ def _bulk(actor: Actor) -> None:
     _do(actor, work, f"Relabelled the selection as {label(intent)}.")
 
 
-def bulk_tab(actor: Actor, intents: list[str]) -> None:
+def bulk_tab(actor: Actor, intents: list[str], page: review.QueuePage) -> None:
     st.caption(
         "Tick rows of the queue (under the filters of the Queue tab) and give them one intent "
         "in one step. Undo restores every example exactly as it was."
-    )
-    filters = _filters_from_state()
-    page = read(
-        actor, lambda s: review.queue(session=s, actor=actor, filters=filters, page_size=200)
     )
     if not page.items:
         st.info("The queue is empty under these filters: nothing to relabel.")
@@ -472,19 +472,6 @@ def bulk_tab(actor: Actor, intents: list[str]) -> None:
         on_click=_bulk,
         args=(actor,),
         key="bulk_go",
-    )
-
-
-def _filters_from_state() -> QueueFilter:
-    """The Queue tab's filters (its widgets keep their values in session state)."""
-    conf = st.session_state.get("f_conf", (0.0, 1.0))
-    return QueueFilter(
-        intent=st.session_state.get("f_intent"),
-        predicted=st.session_state.get("f_predicted"),
-        min_confidence=conf[0] if conf[0] > 0 else None,
-        max_confidence=conf[1] if conf[1] < 1 else None,
-        source=st.session_state.get("f_source"),
-        reason=st.session_state.get("f_reason"),
     )
 
 
@@ -614,9 +601,9 @@ queue_t, bulk_t, issues_t, gaps_t, insights_t = st.tabs(
     ["Queue", "Bulk relabel", "Label issues", "Knowledge gaps", "Insights"]
 )
 with queue_t:
-    queue_tab(actor, intents)
+    first_page = queue_tab(actor, intents)
 with bulk_t:
-    bulk_tab(actor, intents)
+    bulk_tab(actor, intents, first_page)
 with issues_t:
     issues_tab(actor)
 with gaps_t:
