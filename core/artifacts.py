@@ -19,12 +19,15 @@ from core.model import IntentModel, compact
 # Types in an IntentModel artifact that skops does not trust by default; pinned, reviewed.
 # Everything else a model holds (Pipeline, FeatureUnion, TfidfVectorizer, LinearSVC,
 # LogisticRegression, CalibratedClassifierCV, numpy arrays and scalars) skops trusts itself.
-TRUSTED_TYPES: tuple[str, ...] = (
-    "core.model.IntentModel",
+MODEL_TYPES: tuple[str, ...] = ("core.model.IntentModel", "core.model.TemperatureScaledSVM")
+# What models trained before TemperatureScaledSVM hold (CalibratedClassifierCV with one
+# temperature-scaled SVM): still loaded, so a shop's serving model survives the upgrade.
+LEGACY_TYPES: tuple[str, ...] = (
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._TemperatureScaling",
     "sklearn.model_selection._split.StratifiedKFold",
 )
+TRUSTED_TYPES: tuple[str, ...] = MODEL_TYPES + LEGACY_TYPES
 
 
 class ArtifactRejected(TrellisError):
