@@ -11,7 +11,9 @@ owner, with these distributions:
 - reviewed: about 30 %, likelier the older the message (the backlog is recent); imported
   examples (5 %) are reviewed and unscored;
 - about 3,000 reviewed examples flagged as label issues (issue_score).
-Then VACUUM ANALYZE, as autovacuum would leave the table.
+The rows bypass Trellis's writers, so each shop's review groups (core.review_groups) are then
+built as a change of thresholds builds them, timed. Then VACUUM ANALYZE, as autovacuum would
+leave the tables.
 
 Measured, connected as the non-superuser app role through db.engine.session_scope, each after 3
 warm-ups over 30 repetitions (p50/p95 ms): core.review.queue's first page with the default
@@ -20,8 +22,9 @@ seconds of each statement of the default first page (ranked groups, group and me
 counts per reason, the page's rows; labelled by their SQL). Reference, side by side in the same
 run: the same first page as a naive ungrouped query (the needs-review condition, ORDER BY
 confidence LIMIT 25). Goal (the review-queue-at-scale issue): first page p95 <= 300 ms.
-Latency on a shared machine follows its load, so the JSON carries the 1-minute load average
-before and after, and the indexes the example table had.
+Also the seconds of one review action (reject the first item), which refreshes its group as
+every writer does. Latency on a shared machine follows its load, so the JSON carries the
+1-minute load average before and after, and the indexes the example table had.
 
 `--explain` also writes EXPLAIN (ANALYZE, BUFFERS) of each statement of the default first page
 to stderr.
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -60,6 +64,7 @@ REPEATED_SHARE = 0.6
 WARMUPS = 3
 REPETITIONS = 30
 GOAL_P95_MS = 300.0
+ACTIONS = 21
 FILTERED_INTENT = "order_status"
 
 INTENTS = (
@@ -197,8 +202,10 @@ def seed(app_url: str, owner_url: str) -> tuple[Seeded, dict[str, Any]]:
                     "n_intents": len(INTENTS),
                 },
             )
+    grouping = [_group(app, tenant_id, admin_id) for tenant_id, admin_id in shops]
     with owner.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE example"))
+        conn.execute(text("VACUUM ANALYZE review_group"))
     seconds = time.perf_counter() - start
     shape = _shape(owner, shops[0][0])
     app.dispose()
@@ -206,7 +213,21 @@ def seed(app_url: str, owner_url: str) -> tuple[Seeded, dict[str, Any]]:
     seeded = Seeded(
         shops[0][0], shops[0][1], EXAMPLES, NOISE_SHOPS * NOISE_EXAMPLES, round(seconds, 1)
     )
-    return seeded, shape
+    return seeded, {**shape, "review_groups_rebuild_seconds": round(grouping[0], 2)}
+
+
+def _group(app: Engine, tenant_id: int, admin_id: int) -> float:
+    """Build the shop's review groups as a threshold change does (the rows were generated in
+    SQL, past every writer); returns the seconds it took."""
+    from core import review_groups
+    from core.access import Actor, Role
+    from db.engine import session_scope
+
+    actor = Actor(admin_id, tenant_id, Role.ADMIN, "bench.admin")
+    start = time.perf_counter()
+    with session_scope(actor, engine=app) as session:
+        review_groups.refresh(session=session, actor=actor, text_hashes=None)
+    return time.perf_counter() - start
 
 
 def _shape(owner: Engine, tenant_id: int) -> dict[str, Any]:
@@ -268,6 +289,8 @@ class StatementTimer:
             return "tenant_context"
         if "shop_settings" in sql:
             return "thresholds"
+        if "FROM review_group" in sql:  # the unfiltered queue reads the stored groups
+            return "stored_groups_page" if "LIMIT" in sql else "stored_groups_totals"
         if " OVER (" in sql:  # one statement for the page and its totals
             return "ranked_groups_with_totals"
         if "FROM (SELECT" in sql:
@@ -297,6 +320,23 @@ class StatementTimer:
             yield
         finally:
             self.recording = False
+
+
+class ActionTimer(StatementTimer):
+    """Times the statements of review actions, labelled by what they do."""
+
+    @staticmethod
+    def label(sql: str) -> str:
+        if "set_config" in sql:
+            return "tenant_context"
+        if "pg_advisory_xact_lock" in sql:
+            return "group_refresh_lock"
+        if "review_group" in sql:
+            return "group_refresh_" + sql.split(None, 1)[0].lower()
+        if "reviewed_at IS NOT NULL" in sql:
+            return "auto_retrain_check"
+        words = re.findall(r"\b(?:FROM|INTO|UPDATE)\s+(\w+)", sql)
+        return f"{sql.split(None, 1)[0].lower()}_{words[0] if words else 'other'}"
 
 
 def _percentiles(seconds: list[float]) -> dict[str, float]:
@@ -399,8 +439,47 @@ def bench(app_url: str, seeded: Seeded, *, explain: bool = False) -> dict[str, A
     reference = _percentiles(_timed(_naive_first_page(engine, actor)))
     if explain:
         _explain(engine, actor, _page_of(engine, actor, _cases()["first_page"][0]), timer)
+    action_timer = ActionTimer(engine)
+    actions = _percentiles(_actions(engine, actor, action_timer))  # last: it changes the queue
+    per_statement = {
+        label: round(sum(s) * 1000 / (ACTIONS - 1), 1)
+        for label, s in sorted(action_timer.seconds.items(), key=lambda item: -sum(item[1]))
+    }
     engine.dispose()
-    return {"cases": results, "first_page_statements": statements, "reference": reference}
+    return {
+        "cases": results,
+        "first_page_statements": statements,
+        "reference": reference,
+        "review_action": {**actions, "mean_ms_per_statement_kind": per_statement},
+    }
+
+
+def _actions(engine: Engine, actor: Actor, timer: StatementTimer) -> list[float]:
+    """Seconds of core.review.act (reject) on the queue's first item, ACTIONS times: what the
+    stored groups cost each write (the action refreshes its group before it commits)."""
+    from core import review
+    from db.engine import session_scope
+
+    seconds = []
+    for _ in range(ACTIONS):
+        with session_scope(actor, engine=engine) as session:
+            item = review.next_item(session=session, actor=actor)
+        assert item is not None
+        start = time.perf_counter()
+        with (
+            timer.record() if seconds else nullcontext(),
+            session_scope(actor, engine=engine) as session,
+        ):
+            review.act(
+                session=session,
+                actor=actor,
+                example_id=item.example_id,
+                action=review.Action.REJECT,
+                version=item.version,
+                launch_retrain=False,
+            )
+        seconds.append(time.perf_counter() - start)
+    return seconds[1:]  # the first also queues the automatic retraining once
 
 
 def _explain(engine: Engine, actor: Actor, call: Callable[[], Any], timer: StatementTimer) -> None:
@@ -447,6 +526,7 @@ def main() -> None:
         **cases,
         "first_page_statements": measured["first_page_statements"],
         "reference_naive_ungrouped_first_page": measured["reference"],
+        "review_action_with_group_refresh": measured["review_action"],
         "worst_first_page_p95_ms": worst,
         "goal_first_page_p95_ms_le_300": cases["first_page"]["p95_ms"] <= GOAL_P95_MS,
         "goal_every_first_page_p95_ms_le_300": worst <= GOAL_P95_MS,

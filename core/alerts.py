@@ -31,7 +31,8 @@ from core import audit, registry
 from core.access import Actor, Role, require_role
 from core.analytics import headline
 from core.errors import InvalidInput, StaleEdit
-from core.snapshots import as_utc, insert_unless_exists
+from core.shop_settings import ensure_settings_row, settings_id
+from core.snapshots import as_utc
 from db.models import AlertEvent, AlertKind, ShopSettings, utcnow
 
 MIN_MESSAGES = 20
@@ -174,12 +175,6 @@ def _settings(session: Session, actor: Actor) -> ShopSettings | None:
     ).first()
 
 
-def _settings_id(session: Session, actor: Actor) -> int | None:
-    return session.exec(
-        select(ShopSettings.id).where(ShopSettings.tenant_id == actor.tenant_id)
-    ).first()
-
-
 def alert_thresholds(*, session: Session, actor: Actor) -> AlertThresholds:
     """The shop's alert thresholds, or the seed defaults until an admin saves some (every role)."""
     row = _settings(session, actor)
@@ -194,18 +189,12 @@ def alert_thresholds(*, session: Session, actor: Actor) -> AlertThresholds:
     )
 
 
-def _ensure_settings_row(session: Session, actor: Actor) -> None:
-    """The shop's settings row, created with the defaults if missing (concurrency-safe)."""
-    values = ShopSettings(tenant_id=actor.tenant_id, version=0).model_dump(exclude={"id"})
-    session.execute(insert_unless_exists(session, ShopSettings, ["tenant_id"]).values(**values))
-
-
 def _compare_and_set(
     session: Session, actor: Actor, new: AlertThresholds, expected_version: int
 ) -> bool:
     """Save `new` if the thresholds are still at `expected_version`: of two admins saving at
     once, exactly one moves the version on (the other's UPDATE matches no row)."""
-    _ensure_settings_row(session, actor)
+    ensure_settings_row(session=session, actor=actor)
     statement = (
         update(ShopSettings)
         .where(
@@ -256,7 +245,7 @@ def set_alert_thresholds(
         actor=actor,
         action="settings.alert_thresholds",
         entity_type="shop_settings",
-        entity_id=_settings_id(session, actor),
+        entity_id=settings_id(session=session, actor=actor),
         before=before.values(),
         after=new.values(),
         reason=reason,

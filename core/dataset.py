@@ -36,10 +36,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import select as select_columns
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
-from core import audit
+from core import audit, review_groups
 from core.access import Actor, Role, require_role
 from core.config import Settings, get_settings
 from core.errors import FileRefused, InvalidInput
@@ -58,6 +58,7 @@ from core.readers import (
     rasa_rows,
 )
 from core.spreadsheet import safe_cell
+from core.sql import insert_unless_exists
 from core.text import message_key, near_identical, normalize_text, text_hash
 from db.models import (
     Conversation,
@@ -390,15 +391,6 @@ def _flag(values: dict[str, object], name: str) -> bool | None:
 # --- writing --------------------------------------------------------------------------------
 
 
-def _upsert(session: Session, model: type[SQLModel], *keys: str) -> Any:
-    """INSERT … ON CONFLICT (keys) DO NOTHING for this backend."""
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite if dialect == "sqlite" else None
-    if module is None:
-        raise InvalidInput(f"Imports need PostgreSQL or SQLite, not {dialect}.")
-    return module.insert(model).on_conflict_do_nothing(index_elements=list(keys))
-
-
 def _is_postgres(session: Session) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
@@ -491,6 +483,7 @@ class _Import:
     rejects: list[RejectedRow] = field(default_factory=list)
     intents_seen: set[str] = field(default_factory=set)
     created: dict[tuple[str, str], int] = field(default_factory=dict)  # (one, many) -> count
+    waiting: set[str] = field(default_factory=set)  # text_hash of new pending examples
 
     def run(self) -> ImportReport:
         rows = _Rows(self.opened.spec, self.settings, self.actor.tenant_id)
@@ -514,6 +507,8 @@ class _Import:
             flush(batch)
         if restore is not None:
             _set_plan_cache_mode(self.session, restore)
+        if self.waiting:
+            review_groups.refresh(session=self.session, actor=self.actor, text_hashes=self.waiting)
         return self._report()
 
     def _count(self, line: int) -> None:
@@ -583,7 +578,9 @@ class _Import:
                 "rows": json.dumps(batch, ensure_ascii=False, default=_json_value),
             }
             return len(self.session.execute(_pg_example_insert(), params).all())
-        stmt = _upsert(self.session, Example, "tenant_id", "content_hash").returning(Example.id)
+        stmt = insert_unless_exists(self.session, Example, ("tenant_id", "content_hash")).returning(
+            Example.id
+        )
         return len(self.session.execute(stmt, rows).all())
 
     def _ensure_intents(self, labels: set[str]) -> None:
@@ -603,7 +600,9 @@ class _Import:
             }
             for name in sorted(new)
         ]
-        stmt = _upsert(self.session, Intent, "tenant_id", "name").returning(Intent.id)
+        stmt = insert_unless_exists(self.session, Intent, ("tenant_id", "name")).returning(
+            Intent.id
+        )
         self._created(("intent", "intents"), len(self.session.execute(stmt, rows).all()))
 
     def _flush_messages(self, batch: list[dict[str, Any]]) -> None:
@@ -633,7 +632,7 @@ class _Import:
             }
             for row in rows
         ]
-        stmt = _upsert(self.session, Message, "tenant_id", "dedupe_key")
+        stmt = insert_unless_exists(self.session, Message, ("tenant_id", "dedupe_key"))
         result = self.session.execute(stmt.returning(Message.id, Message.dedupe_key), values)
         message_ids = {key: message_id for message_id, key in result.all()}
         examples = [
@@ -643,6 +642,7 @@ class _Import:
         ]
         if examples:
             self.session.execute(insert(Example), examples)
+            self.waiting.update(row["text_hash"] for row in examples)
             what = ("example from a customer message", "examples from customer messages")
             self._created(what, len(examples))
         return len(message_ids)
@@ -758,7 +758,7 @@ class _Conversations:
             }
             for external, conv in new.items()
         ]
-        stmt = _upsert(self.session, Conversation, "tenant_id", "external_id")
+        stmt = insert_unless_exists(self.session, Conversation, ("tenant_id", "external_id"))
         result = self.session.execute(
             stmt.returning(Conversation.id, Conversation.external_id), values
         )

@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, SQLModel, col, select
 
-from core import audit
+from core import audit, review_groups
 from core.access import Actor, Role
 from core.errors import InvalidInput
 from core.profiles import seed_default_profiles
@@ -1501,6 +1501,7 @@ def _create_shop(
     counts = _write_traffic(session, tenant.id, admin_id, plans)
     shop = ShopCounts(spec.name, tenant.slug, len(users), len(traffic.intents), **counts)
     _record_creation(session, actor, shop, seed, days)
+    review_groups.refresh(session=session, actor=actor, text_hashes=None)
     session.flush()  # while the session is still bound to this shop (RLS checks the write)
     set_tenant(session, None)
     return shop

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from core import review_groups
 from core.access import Actor, Role, require_role
 from core.config import get_settings
 from core.errors import FileRefused, InvalidInput, validation_message
@@ -105,16 +106,20 @@ def record_interaction(
             "created_at": created_at,
         }
     )
-    return _record(session, actor, item)
+    recorded = _record(session, actor, item)
+    review_groups.refresh(session=session, actor=actor, text_hashes={text_hash(item.text)})
+    return recorded
 
 
 def record_interactions(*, session: Session, actor: Actor, items: Iterable[InteractionIn]) -> int:
     """Store a batch of interactions in the caller's transaction (all or nothing)."""
     require_role(actor, Role.ADMIN)
-    count = 0
+    count, hashes = 0, set()
     for item in items:
         _record(session, actor, item)
+        hashes.add(text_hash(item.text))
         count += 1
+    review_groups.refresh(session=session, actor=actor, text_hashes=hashes)
     return count
 
 

@@ -39,7 +39,7 @@ from sklearn.svm import LinearSVC
 from sqlalchemy import func, or_, update
 from sqlmodel import Session, col, select
 
-from core import audit, training
+from core import audit, review_groups, training
 from core.access import Actor, Role, require_role
 from core.config import get_settings
 from core.errors import InvalidInput
@@ -394,6 +394,7 @@ def detect(*, session: Session, actor: Actor) -> DetectionSummary:
         found_at=found_at,
     )
     _audit(session, actor, summary)
+    review_groups.refresh(session=session, actor=actor, text_hashes=None)
     return summary
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from core import audit
+from core import audit, review_groups
 from core.access import Actor, Role, require_role
 from core.artifacts import dump_model, load_model, sha256_of
 from core.errors import InvalidInput, NotFound
@@ -257,7 +257,7 @@ def fill_predictions(*, session: Session, actor: Actor, batch: int = 2_000) -> i
     if loaded is None:
         return 0
     _, model = loaded
-    done = 0
+    done, hashes = 0, set()
     while rows := session.exec(
         select(Example)
         .where(Example.tenant_id == actor.tenant_id, col(Example.detected_intent).is_(None))
@@ -270,6 +270,9 @@ def fill_predictions(*, session: Session, actor: Actor, batch: int = 2_000) -> i
             if example.correct_intent is not None:
                 example.intent_correct = example.correct_intent == example.detected_intent
             session.add(example)
+            hashes.add(example.text_hash)
         session.flush()
         done += len(rows)
+    if hashes:
+        review_groups.refresh(session=session, actor=actor, text_hashes=hashes)
     return done

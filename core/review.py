@@ -22,14 +22,16 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, case, func, insert, literal, or_, update
+from sqlalchemy import case, func, insert, literal, or_, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from core import audit
+from core import audit, review_groups
 from core.access import Actor, Role, require_role
 from core.errors import InvalidInput, NotFound, StaleEdit
+from core.review_groups import Reason as Reason  # re-exported: callers name it core.review
+from core.review_groups import conditions, uncertainty
 from core.shop_settings import ReviewThresholds, review_thresholds
 from core.training import RunView, maybe_auto_retrain
 from db.models import (
@@ -39,6 +41,7 @@ from db.models import (
     Intent,
     Message,
     ModelVersion,
+    ReviewGroup,
     User,
     utcnow,
 )
@@ -49,13 +52,6 @@ MAX_RESPONSE_LENGTH = 5_000
 MAX_BULK = 100_000
 CHUNK = 1_000  # ids per statement (well under every driver's parameter limit)
 CONTEXT_MESSAGES = 12  # messages of the conversation shown around the reviewed one
-
-
-class Reason(StrEnum):
-    LOW_CONFIDENCE = "low_confidence"
-    LOW_MARGIN = "low_margin"
-    ESCALATED = "escalated"
-    LABEL_ISSUE = "label_issue"
 
 
 REASON_LABELS = {
@@ -163,25 +159,6 @@ def _current_label() -> ColumnElement[Any]:
     return func.coalesce(col(Example.correct_intent), col(Example.detected_intent))
 
 
-def _conditions(limits: ReviewThresholds) -> dict[Reason, ColumnElement[bool]]:
-    waiting = and_(col(Example.status) == ExampleStatus.PENDING.value, ~col(Example.reviewed))
-    return {
-        Reason.LOW_CONFIDENCE: and_(
-            waiting,
-            or_(col(Example.confidence).is_(None), col(Example.confidence) < limits.confidence),
-        ),
-        Reason.LOW_MARGIN: and_(waiting, col(Example.margin) < limits.margin),
-        Reason.ESCALATED: and_(waiting, col(Example.escalated)),
-        Reason.LABEL_ISSUE: col(Example.issue_score).is_not(None),
-    }
-
-
-def _uncertainty() -> ColumnElement[float]:
-    unsure = 1.0 - func.coalesce(col(Example.confidence), 0.0)
-    issue = col(Example.issue_score)
-    return case((issue > unsure, issue), else_=unsure)
-
-
 def _filtered(actor: Actor, filters: QueueFilter) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [col(Example.tenant_id) == actor.tenant_id]
     if filters.intent:
@@ -217,10 +194,13 @@ def queue(
     if page < 1 or not 1 <= page_size <= 500:
         raise InvalidInput("Pages start at 1 and hold 1 to 500 items.")
     limits = review_thresholds(session=session, actor=actor)
-    conditions = _conditions(limits)
-    ranked, n_groups, n_messages, by_reason = _ranked_groups(
-        session, _filtered(actor, filters), conditions, filters.reason, page, page_size
-    )
+    if _stored(filters):
+        found = _stored_groups(session, actor, filters.reason, filters.skip_groups, page, page_size)
+    else:
+        found = _ranked_groups(
+            session, _filtered(actor, filters), conditions(limits), filters.reason, page, page_size
+        )
+    ranked, n_groups, n_messages, by_reason = found
     sizes = {newest: (n, priority) for n, priority, newest in ranked}
     rows = _examples(session, actor, list(sizes))
     items = [
@@ -229,6 +209,45 @@ def queue(
         if newest in rows
     ]
     return QueuePage(items, n_groups, n_messages, by_reason, page, page_size)
+
+
+def _stored(filters: QueueFilter) -> bool:
+    """Whether ReviewGroup holds this queue: no filter but a reason and skipped groups."""
+    return filters == QueueFilter(reason=filters.reason, skip_groups=filters.skip_groups)
+
+
+def _stored_groups(
+    session: Session,
+    actor: Actor,
+    reason: Reason | None,
+    skip: Collection[str],
+    page: int,
+    page_size: int,
+) -> tuple[list[tuple[int, float, int]], int, int, dict[Reason, int]]:
+    """One page of groups (size, priority, newest id) and the totals, from ReviewGroup."""
+    where = [col(ReviewGroup.tenant_id) == actor.tenant_id]
+    if skip:
+        where.append(col(ReviewGroup.text_hash).not_in(list(skip)))
+    kind = reason.value if reason else review_groups.ALL
+    rows = session.exec(
+        select(ReviewGroup.size, ReviewGroup.priority, ReviewGroup.newest)
+        .where(*where, col(ReviewGroup.reason) == kind)
+        .order_by(col(ReviewGroup.priority).desc(), col(ReviewGroup.newest).desc())
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    ).all()
+    totals = {
+        str(name): (int(groups), int(messages or 0))
+        for name, groups, messages in session.exec(
+            select(ReviewGroup.reason, func.count(), func.sum(ReviewGroup.size))  # type: ignore[call-overload]
+            .where(*where)
+            .group_by(col(ReviewGroup.reason))
+        ).all()
+    }
+    by_reason = {r: totals.get(r.value, (0, 0))[1] for r in Reason}
+    groups, messages = totals.get(kind, (0, 0))
+    ranked = [(int(size), float(priority), int(newest)) for size, priority, newest in rows]
+    return ranked, groups, messages, by_reason
 
 
 def _ranked_groups(
@@ -253,7 +272,7 @@ def _ranked_groups(
     groups = (
         select(  # type: ignore[call-overload]
             within(func.count()).label("n"),
-            within(func.sum(_uncertainty())).label("priority"),
+            within(func.sum(uncertainty())).label("priority"),
             within(func.max(col(Example.id))).label("newest"),
             *per_reason,
         )
@@ -298,12 +317,11 @@ def get_item(*, session: Session, actor: Actor, example_id: int) -> QueueItem:
     require_role(actor, Role.ADMIN)
     example = _load(session, actor, example_id)
     limits = review_thresholds(session=session, actor=actor)
-    conditions = _conditions(limits)
     size, priority = session.exec(
-        select(func.count(), func.coalesce(func.sum(_uncertainty()), 0.0)).where(
+        select(func.count(), func.coalesce(func.sum(uncertainty()), 0.0)).where(
             col(Example.tenant_id) == actor.tenant_id,
             col(Example.text_hash) == example.text_hash,
-            or_(*conditions.values()),
+            or_(*conditions(limits).values()),
         )
     ).one()
     return _item(example, max(int(size), 1), float(priority), limits)
@@ -729,7 +747,13 @@ def _apply(
         },
         reason=note,
     )
+    _refresh_groups(session, actor, ids)
     return BulkResult(batch, len(ids), ids)
+
+
+def _refresh_groups(session: Session, actor: Actor, ids: Sequence[int]) -> None:
+    hashes = review_groups.hashes_of(session=session, actor=actor, example_ids=ids)
+    review_groups.refresh(session=session, actor=actor, text_hashes=hashes)
 
 
 def _label_of(snapshot: Mapping[str, Any]) -> str | None:
@@ -994,4 +1018,5 @@ def _revert(session: Session, actor: Actor, corrections: list[Correction], what:
         entity_id=what,
         after={"examples": len(rows), "corrections": [c.id for c in corrections][:50]},
     )
+    _refresh_groups(session, actor, ids)
     return len(rows)

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import Session, select
+from sqlalchemy import update
+from sqlmodel import Session, col, select
 
-from core import audit
+from core import audit, review_groups
 from core.access import Actor, Role, require_role
 from core.errors import InvalidInput, StaleEdit
+from core.sql import insert_unless_exists
 from db.models import ShopSettings, utcnow
 
 
@@ -44,29 +46,53 @@ def set_review_thresholds(
     for name, value in (("confidence", confidence), ("margin", margin)):
         if not 0 <= value <= 1:
             raise InvalidInput(f"The {name} threshold must lie between 0 and 1 (got {value}).")
-    row = _row(session, actor)
-    current = row.version if row else 0
-    if current != expected_version:
+    before = review_thresholds(session=session, actor=actor)
+    ensure_settings_row(session=session, actor=actor)
+    # Compare and set: of two admins saving at once, exactly one moves the version on (the
+    # other's UPDATE matches no row), whatever each read before.
+    saved = session.exec(
+        update(ShopSettings)
+        .where(
+            col(ShopSettings.tenant_id) == actor.tenant_id,
+            col(ShopSettings.version) == expected_version,
+        )
+        .values(
+            review_confidence=confidence,
+            review_margin=margin,
+            version=expected_version + 1,
+            updated_at=utcnow(),
+            updated_by=actor.user_id,
+        )
+    ).rowcount
+    if saved != 1:
         raise StaleEdit(
             "Another admin changed the review thresholds since you loaded them; "
             "the page now shows the current values."
         )
-    before = (
-        None if row is None else {"confidence": row.review_confidence, "margin": row.review_margin}
-    )
-    if row is None:
-        row = ShopSettings(tenant_id=actor.tenant_id, version=0)
-    row.review_confidence, row.review_margin = confidence, margin
-    row.updated_at, row.updated_by, row.version = utcnow(), actor.user_id, row.version + 1
-    session.add(row)
-    session.flush()
     audit.record(
         session=session,
         actor=actor,
         action="settings.review_thresholds",
         entity_type="shop_settings",
-        entity_id=row.id,
-        before=before,
+        entity_id=settings_id(session=session, actor=actor),
+        before=None
+        if before.version == 0
+        else {"confidence": before.confidence, "margin": before.margin},
         after={"confidence": confidence, "margin": margin},
     )
-    return ReviewThresholds(confidence, margin, row.version)
+    # Which examples count as unsure changed: every group of the queue may have.
+    review_groups.refresh(session=session, actor=actor, text_hashes=None)
+    return ReviewThresholds(confidence, margin, expected_version + 1)
+
+
+def ensure_settings_row(*, session: Session, actor: Actor) -> None:
+    """The shop's settings row, created with the defaults if missing (concurrency-safe)."""
+    values = ShopSettings(tenant_id=actor.tenant_id, version=0).model_dump(exclude={"id"})
+    session.execute(insert_unless_exists(session, ShopSettings, ["tenant_id"]).values(**values))
+
+
+def settings_id(*, session: Session, actor: Actor) -> int | None:
+    """The id of the shop's settings row (None until one exists)."""
+    return session.exec(
+        select(ShopSettings.id).where(ShopSettings.tenant_id == actor.tenant_id)
+    ).first()

@@ -9,17 +9,16 @@ A snapshot is frozen when taken: reviews made later do not change it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, SQLModel, col, select
+from sqlmodel import Session, col, select
 
 from core.access import Actor, Role, require_role
 from core.analytics import headline
 from core.errors import InvalidInput, NotFound
+from core.sql import insert_unless_exists
 from db.models import MetricSnapshot, SnapshotPeriod, utcnow
 
 METRICS = (
@@ -153,19 +152,6 @@ def _find(
             MetricSnapshot.period_start == start,
         )
     ).first()
-
-
-def insert_unless_exists(session: Session, model: type[SQLModel], keys: Sequence[str]) -> Any:
-    """INSERT … ON CONFLICT (keys) DO NOTHING for this backend (add .values() and run it).
-
-    A concurrent transaction inserting the same keys makes PostgreSQL wait for it to end, then
-    do nothing if it committed: the row exists once, with no error in either transaction.
-    """
-    dialect = session.get_bind().dialect.name
-    module = postgresql if dialect == "postgresql" else sqlite if dialect == "sqlite" else None
-    if module is None:
-        raise InvalidInput(f"Trellis needs PostgreSQL or SQLite, not {dialect}.")
-    return module.insert(model).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def _insert_once(session: Session, values: dict[str, Any]) -> bool:

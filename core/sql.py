@@ -7,13 +7,18 @@ there explicitly and never depend on the server's setting.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import String
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
+from sqlmodel import Session, SQLModel
+
+from core.errors import InvalidInput
 
 
 def day(column: ColumnElement[Any] | Any) -> ColumnElement[str]:
@@ -71,3 +76,16 @@ def _week_postgresql(element: _Week, compiler: SQLCompiler, **kw: Any) -> str:
     # date_trunc('week', ...) starts weeks on Monday (ISO 8601) whatever the locale.
     clause = compiler.process(element.clauses, **kw)
     return f"to_char(date_trunc('week', timezone('UTC', {clause})), 'YYYY-MM-DD')"
+
+
+def insert_unless_exists(session: Session, model: type[SQLModel], keys: Sequence[str]) -> Any:
+    """INSERT … ON CONFLICT (keys) DO NOTHING for this backend (add .values() and run it).
+
+    A concurrent transaction inserting the same keys makes PostgreSQL wait for it to end, then
+    do nothing if it committed: the row exists once, with no error in either transaction.
+    """
+    dialect = session.get_bind().dialect.name
+    module = postgresql if dialect == "postgresql" else sqlite if dialect == "sqlite" else None
+    if module is None:
+        raise InvalidInput(f"Trellis needs PostgreSQL or SQLite, not {dialect}.")
+    return module.insert(model).on_conflict_do_nothing(index_elements=list(keys))

@@ -214,6 +214,8 @@ class Example(TenantOwned, table=True):
         Index("ix_example_tenant_detected", "tenant_id", "detected_intent"),
         Index("ix_example_tenant_text_hash", "tenant_id", "text_hash"),
         Index("ix_example_tenant_issue", "tenant_id", "issue_score"),
+        # Reviews since the last training run: what every review action counts (auto-retrain).
+        Index("ix_example_tenant_reviewed", "tenant_id", "reviewed_at"),
         # The review queue groups the examples that may need a person by text_hash: on
         # PostgreSQL an index-only scan of this, in group order, instead of the whole shop.
         Index(
@@ -260,6 +262,27 @@ class Example(TenantOwned, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     version: int = Field(default=1)
+
+
+class ReviewGroup(TenantOwned, table=True):
+    """The review queue's groups, kept current by core.review_groups on every write that can
+    change them: per text_hash, the group's examples waiting for a person (reason "all") and,
+    in a row per reason, those waiting for that reason. The first page of the queue, of any
+    reason, is then an index read, not a grouping of every waiting example."""
+
+    __tablename__ = "review_group"
+    __table_args__ = (
+        # text_hash before reason: a refresh deletes a group's rows of every reason by it.
+        UniqueConstraint("tenant_id", "text_hash", "reason", name="uq_review_group_key"),
+        # The queue's order; `size` too, so totals read the index alone.
+        Index("ix_review_group_rank", "tenant_id", "reason", "priority", "newest", "size"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    reason: str = Field(max_length=16)  # "all", or one of core.review_groups.Reason
+    text_hash: str = Field(max_length=64)
+    size: int  # examples of the group waiting (for this reason)
+    priority: float  # the sum of their uncertainty
+    newest: int  # the newest of them (Example.id): the one the reviewer sees
 
 
 class Correction(TenantOwned, table=True):

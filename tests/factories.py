@@ -7,13 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlmodel import col, select
 
+from core import review_groups
 from core.access import Actor, Role
 from core.passwords import hash_password
+from core.shop_settings import review_thresholds
 from core.tenants import create_tenant
 from core.text import text_hash
 from db.engine import session_scope, set_tenant
-from db.models import Conversation, Example, Message, User
+from db.models import Conversation, Example, Message, ReviewGroup, User
 
 TEST_PASSWORD = "correct-horse-battery"
 
@@ -97,6 +100,8 @@ def add_messages(engine: Engine, shop: Shop, count: int, *, escalated: int = 0) 
                     escalated=esc,
                 )
             )
+        # Written directly: keep the queue's groups as the product's writers do.
+        review_groups.refresh(session=session, actor=shop.admin, text_hashes=None)
 
 
 def run_cli(*args: str) -> Any:
@@ -106,3 +111,20 @@ def run_cli(*args: str) -> Any:
     from core.cli import main
 
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def live_review_groups(engine: Engine, actor: Actor) -> list[tuple[Any, ...]]:
+    """The shop's review queue groups computed from its examples now (core.review_groups):
+    (reason, text_hash, size, priority, newest), sorted."""
+    with session_scope(actor, engine=engine) as s:
+        limits = review_thresholds(session=s, actor=actor)
+        tenant = col(Example.tenant_id) == actor.tenant_id
+        rows = s.execute(review_groups.grouped(limits, [tenant])).all()
+    return sorted((r, h, n, round(p, 9), newest) for _, r, h, n, p, newest in rows)
+
+
+def stored_review_groups(engine: Engine, actor: Actor) -> list[tuple[Any, ...]]:
+    """The shop's ReviewGroup rows, in the shape live_review_groups gives."""
+    with session_scope(actor, engine=engine) as s:
+        rows = s.exec(select(ReviewGroup).where(ReviewGroup.tenant_id == actor.tenant_id)).all()
+    return sorted((g.reason, g.text_hash, g.size, round(g.priority, 9), g.newest) for g in rows)

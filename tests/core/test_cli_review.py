@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from core import review_groups
 from core.access import Actor
 from core.text import text_hash
 from db.engine import get_engine, session_scope
@@ -31,6 +32,8 @@ def add(url: str, text: str, *, confidence: float = 0.3, correct: str | None = N
         )
         s.add(example)
         s.flush()
+        # Written directly: keep the queue's groups as the product's writers do.
+        review_groups.refresh(session=s, actor=SHOP, text_hashes={example.text_hash})
         assert example.id is not None
         return example.id
 

@@ -198,6 +198,8 @@ def test_every_prediction_comes_from_the_first_model_the_demo_trained(engine, ch
                 assert (e.status, e.correct_intent, e.reviewer_id) == ("pending", None, None)
         labelled = {e.correct_intent for e in examples if e.reviewed}
         assert len(labelled) >= 10, name  # labels spread over many intents
+        queue = factories.stored_review_groups(engine, actor)
+        assert queue == factories.live_review_groups(engine, actor) != [], name
 
 
 def _texts(seed):

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import Engine, insert
 from sqlmodel import col, select
 
-from core import review
+from core import review, review_groups
 from core.errors import InvalidInput, NotFound, PermissionDenied, StaleEdit
 from core.review import Action, QueueFilter, Reason
 from core.shop_settings import review_thresholds, set_review_thresholds
@@ -63,6 +63,8 @@ def add(
         )
         s.add(example)
         s.flush()
+        # Written directly: keep the queue's groups as the product's writers do.
+        review_groups.refresh(session=s, actor=shop.admin, text_hashes={example.text_hash})
         assert example.id is not None
         return example.id
 
@@ -157,6 +159,38 @@ def test_thresholds_are_the_shops_own(engine, shop):
         )
     with session_scope(shop.manager, engine=engine) as s:
         assert review_thresholds(session=s, actor=shop.manager).confidence == 0.75
+
+
+def test_two_admins_saving_thresholds_at_once_one_wins(threaded_engine):
+    engine = threaded_engine
+    shop = make_shop(engine)
+    for round_ in range(4):
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def admin(value: float, version: int = round_, b: threading.Barrier = barrier) -> None:
+            b.wait()
+            try:
+                with session_scope(shop.admin, engine=engine) as s:
+                    set_review_thresholds(
+                        session=s,
+                        actor=shop.admin,
+                        confidence=value,
+                        margin=0.1,
+                        expected_version=version,
+                    )
+                outcomes.append("saved")
+            except StaleEdit:
+                outcomes.append("stale")
+
+        threads = [threading.Thread(target=admin, args=(v,)) for v in (0.5, 0.7)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sorted(outcomes) == ["saved", "stale"]
+        with session_scope(shop.admin, engine=engine) as s:
+            assert review_thresholds(session=s, actor=shop.admin).version == round_ + 1
 
 
 def test_near_identical_messages_are_one_item_ranked_by_impact(engine, shop):

@@ -155,3 +155,47 @@ def test_0004_backfills_margins_and_near_identical_hashes(empty_db):
         rows = conn.execute(text("SELECT text_hash, margin FROM example ORDER BY id")).all()
     assert rows[0][0] == rows[1][0] == text_hash("where is my order 0")
     assert rows[0][1] == pytest.approx(0.5) and rows[1][1] is None
+
+
+def test_0008_builds_the_review_groups_of_the_examples_already_there(empty_db):
+    upgrade_to(empty_db, "0007")
+    rows = [  # id, text_hash, confidence, escalated, reviewed, status, issue_score
+        (1, "a", 0.3, False, False, "pending", None),
+        (2, "a", 0.4, False, False, "pending", None),
+        (3, "b", 0.9, True, False, "pending", None),
+        (4, "c", 0.95, False, True, "reviewed", 0.8),
+        (5, "d", 0.2, False, True, "reviewed", None),  # reviewed: not waiting
+    ]
+    with empty_db.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO tenant (id, name, slug, is_demo, created_at) "
+                "VALUES (1, 'Bloom', 'bloom', false, CURRENT_TIMESTAMP)"
+            )
+        )
+        for row in rows:
+            conn.execute(
+                text(
+                    "INSERT INTO example (id, tenant_id, text, text_hash, confidence, margin, "
+                    "escalated, reviewed, status, issue_score, source, created_at, updated_at, "
+                    "version) VALUES (:id, 1, 'x', :h, :c, 0.5, :e, :r, :s, :i, 'live', "
+                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1)"
+                ),
+                dict(zip(("id", "h", "c", "e", "r", "s", "i"), row, strict=True)),
+            )
+    upgrade_to(empty_db, "0008")
+    with empty_db.connect() as conn:
+        groups = conn.execute(
+            text(
+                "SELECT reason, text_hash, size, priority, newest FROM review_group "
+                "WHERE tenant_id = 1 ORDER BY reason, text_hash"
+            )
+        ).all()
+    assert [(r, h, n, round(p, 6), newest) for r, h, n, p, newest in groups] == [
+        ("all", "a", 2, 1.3, 2),
+        ("all", "b", 1, 0.1, 3),
+        ("all", "c", 1, 0.8, 4),
+        ("escalated", "b", 1, 0.1, 3),
+        ("label_issue", "c", 1, 0.8, 4),
+        ("low_confidence", "a", 2, 1.3, 2),
+    ]
