@@ -883,5 +883,144 @@ def alerts_cmd(slug: str, evaluate: bool, as_json: bool) -> None:
     emit(payload, as_json, text or "No open alerts.")
 
 
+# --------------------------------------------------------------------------------------------
+# Florist studio: designs the generator reports, prompts it renders
+# --------------------------------------------------------------------------------------------
+
+
+@main.group()
+def design() -> None:
+    """Designs the image generator made: it reports them here."""
+
+
+@design.command("record")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def design_record(file: Path, slug: str, as_json: bool) -> None:
+    """Record designs from a JSONL file (record_design's keys), all or nothing; a design id
+    recorded before adds nothing. Bad lines are listed by number and exit 2."""
+    from core.designs import read_designs, record_designs
+    from core.errors import InvalidInput
+
+    check_size(file)
+    try:
+        with file.open(encoding="utf-8-sig") as lines:
+            numbered = read_designs(lines)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{file.name} is not UTF-8 text; nothing was recorded.") from exc
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        summary = record_designs(
+            session=session,
+            actor=actor,
+            items=[item for _line, item in numbered],
+            lines=[line for line, _item in numbered],
+        )
+    emit(
+        {"added": summary.added, "already_known": summary.known},
+        as_json,
+        f"Recorded {summary.added} new designs in {slug}; {summary.known} were known already.",
+    )
+
+
+@main.group()
+def prompt() -> None:
+    """Prompt templates: render one for the generator, check a template's text."""
+
+
+def _assignments(pairs: tuple[str, ...]) -> dict[str, str]:
+    from core.errors import InvalidInput
+
+    values: dict[str, str] = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise InvalidInput(f"--set {pair!r}: write NAME=VALUE, e.g. --set occasion=wedding.")
+        values[name.strip()] = value
+    return values
+
+
+@prompt.command("render")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--template", "name", required=True, help="The prompt template's name.")
+@click.option(
+    "--set",
+    "pairs",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="A variable's value (repeatable); the others come from the style and the catalog.",
+)
+@click.option("--style", help="The style to take values from (default: the shop's most used).")
+@click.option("--version", "number", type=int, help="This version instead of the production one.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def prompt_render(
+    slug: str,
+    name: str,
+    pairs: tuple[str, ...],
+    style: str | None,
+    number: int | None,
+    as_json: bool,
+) -> None:
+    """Print the prompt the production version of a template renders to."""
+    from core.errors import InvalidInput
+    from core.templates import MissingValues, render_prompt
+
+    values = _assignments(pairs)
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        try:
+            found = render_prompt(
+                session=session,
+                actor=actor,
+                template=name,
+                values=values,
+                style=style,
+                number=number,
+            )
+        except MissingValues as exc:
+            hint = " ".join(f"--set {n}=…" for n in exc.names)
+            raise InvalidInput(
+                f"{exc} Give {'it' if len(exc.names) == 1 else 'them'}: {hint}"
+            ) from exc
+    payload = {
+        "prompt": found.text,
+        "template": found.template_name,
+        "version": found.number,
+        "style": found.style_name,
+        "values": found.values,
+        "origins": found.origins,
+    }
+    emit(payload, as_json, found.text)
+
+
+@prompt.command("check")
+@click.option(
+    "--text", "text", required=True, help="The template's text, e.g. 'A {style} bouquet'."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def prompt_check(text: str, as_json: bool) -> None:
+    """Check a prompt template's text against the standard studio variables: exit 0 when it
+    is valid, 2 with each problem and its position on stderr when not."""
+    from core.placeholders import check
+    from core.templates import STANDARD_NAMES
+
+    problems = check(text, STANDARD_NAMES)
+    if not problems:
+        emit({"valid": True, "problems": []}, as_json, "valid")
+        return
+    if as_json:
+        rows = [
+            {"message": p.message, "line": p.line, "column": p.column, "offset": p.offset}
+            for p in problems
+        ]
+        click.echo(json.dumps({"valid": False, "problems": rows}))
+    for p in problems:
+        click.echo(f"Error: {p.message}", err=True)
+    sys.exit(2)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -7,8 +7,9 @@ import unicodedata
 
 from sqlmodel import Session, col, select
 
-from core.access import Actor
+from core.access import Actor, Role
 from core.errors import InvalidInput, NotFound
+from db.engine import TENANT_KEY, set_tenant
 from db.models import Tenant
 
 
@@ -31,7 +32,26 @@ def create_tenant(*, session: Session, name: str, is_demo: bool = False) -> Tena
     tenant = Tenant(name=name, slug=slug, is_demo=is_demo)
     session.add(tenant)
     session.flush()
+    _give_starting_content(session, tenant)
     return tenant
+
+
+def _give_starting_content(session: Session, tenant: Tenant) -> None:
+    """The florist studio's starter catalog and default styles and prompt templates, written
+    inside the new shop (so the tenant guard and RLS accept them), then back to the caller's."""
+    from core.catalog import seed_starter_catalog
+    from core.templates import seed_default_templates
+
+    assert tenant.id is not None
+    caller = session.info.get(TENANT_KEY)
+    setup = Actor(None, tenant.id, Role.ADMIN, "trellis", "Trellis", tenant.name)
+    set_tenant(session, tenant.id)
+    try:
+        seed_starter_catalog(session=session, actor=setup)
+        seed_default_templates(session=session, actor=setup)
+        session.flush()
+    finally:
+        set_tenant(session, caller)
 
 
 def get_by_slug(*, session: Session, slug: str) -> Tenant:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    CheckConstraint,
     Column,
     ForeignKey,
     ForeignKeyConstraint,
@@ -582,3 +583,267 @@ def tenant_tables() -> list[str]:
 def shared_tables() -> list[str]:
     """Tables every shop reads but only the owning shop (owner_tenant_id) changes."""
     return sorted(t.name for t in SQLModel.metadata.sorted_tables if "owner_tenant_id" in t.c)
+
+
+# --------------------------------------------------------------------------------------------
+# Florist studio: the catalog, style and prompt templates with their versions, generator
+# configurations, the designs the (outside) image generator reports, and the shared library.
+# --------------------------------------------------------------------------------------------
+
+
+class Flower(TenantOwned, table=True):
+    """A flower of the shop's catalog (core.catalog)."""
+
+    __tablename__ = "flower"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", "variety", name="uq_flower_tenant_name_variety"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    variety: str = Field(default="", max_length=100)
+    color: str = Field(max_length=50)
+    season: str = Field(default="all_year", max_length=16)  # spring … winter | all_year
+    in_stock: bool = Field(default=True)
+    price_tier: str = Field(default="standard", max_length=16)  # budget … luxury
+    description: str = Field(default="", max_length=500)
+    image_url: str | None = Field(default=None, max_length=2000)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1)
+
+
+class ArrangementType(TenantOwned, table=True):
+    """A kind of arrangement the shop makes: bouquet, centerpiece, wreath…"""
+
+    __tablename__ = "arrangement_type"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_arrangement_type_tenant_name"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    description: str = Field(default="", max_length=500)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1)
+
+
+class Occasion(TenantOwned, table=True):
+    """An occasion customers buy for, with the flowers and colors it usually calls for."""
+
+    __tablename__ = "occasion"
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_occasion_tenant_name"),)
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    description: str = Field(default="", max_length=500)
+    typical_flowers: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    typical_colors: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    # season -> the flowers preferred for this occasion then
+    seasonal_preferences: dict[str, Any] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
+    price_sensitivity: str = Field(default="medium", max_length=16)  # low | medium | high
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1)
+
+
+class BudgetTier(TenantOwned, table=True):
+    """A price band customers choose from; max_price NULL means open-ended."""
+
+    __tablename__ = "budget_tier"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_budget_tier_tenant_name"),
+        CheckConstraint(
+            "min_price >= 0 AND (max_price IS NULL OR max_price >= min_price)",
+            name="ck_budget_tier_prices",
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    min_price: float = Field(default=0.0)
+    max_price: float | None = Field(default=None)
+    description: str = Field(default="", max_length=500)
+    active: bool = Field(default=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1)
+
+
+class TemplateKind(StrEnum):
+    STYLE = "style"
+    PROMPT = "prompt"
+
+
+class SharedTemplate(SharedOwned, table=True):
+    """A style or prompt template a shop published to the library every shop browses,
+    anonymously; adopting it copies it into the adopting shop (core.library)."""
+
+    __tablename__ = "shared_template"
+    __table_args__ = (
+        UniqueConstraint("owner_tenant_id", "kind", "name", name="uq_shared_template_owner_name"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)
+    name: str = Field(max_length=100)
+    description: str = Field(default="", max_length=500)
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    source_template_id: int | None = Field(default=None)  # the owner's template it came from
+    source_number: int | None = Field(default=None)  # and which version of it
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1)
+
+
+class SharedTemplateUsage(SharedCounter, table=True):
+    """Anonymous counters of a library template: adoptions, and each approved (success) or
+    rejected (failure) design made with an adopted copy, counted atomically by any shop."""
+
+    __tablename__ = "shared_template_usage"
+    counted = (SharedTemplate, "item_id")
+    item_id: int = Field(
+        sa_column=Column(
+            "item_id",
+            Integer,
+            ForeignKey("shared_template.id", ondelete="CASCADE"),
+            primary_key=True,
+        )
+    )
+    adoptions: int = Field(default=0)
+    success_count: int = Field(default=0)
+    failure_count: int = Field(default=0)
+    last_successful_use: datetime | None = Field(default=None)
+    last_used_at: datetime | None = Field(default=None)
+
+
+class DesignTemplate(TenantOwned, table=True):
+    """A style or prompt template of the shop. Its content lives in immutable versions; the
+    template holds which version is labelled production (core.templates)."""
+
+    __tablename__ = "design_template"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "kind", "name", name="uq_design_template_tenant_kind_name"),
+        same_shop_parent("design_template"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # TemplateKind
+    name: str = Field(max_length=100)
+    description: str = Field(default="", max_length=500)
+    latest_number: int = Field(default=1)
+    production_number: int | None = Field(default=None)
+    # The label's last position, so a rollback can move it back.
+    previous_production_number: int | None = Field(default=None)
+    usage_count: int = Field(default=0)  # designs recorded with it
+    active: bool = Field(default=True)
+    # The library template this one was adopted from (NULL once that is withdrawn).
+    library_item_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            "library_item_id",
+            Integer,
+            ForeignKey("shared_template.id", ondelete="SET NULL"),
+            nullable=True,
+        ),
+    )
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1)
+
+
+class DesignTemplateVersion(TenantOwned, table=True):
+    """One saved state of a template: written once, never changed."""
+
+    __tablename__ = "design_template_version"
+    __table_args__ = (
+        UniqueConstraint(
+            "tenant_id", "template_id", "number", name="uq_design_template_version_number"
+        ),
+        same_shop_parent("design_template_version"),
+        same_shop_fk("template_id", "design_template"),
+        same_shop_fk("author_id", "app_user"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    template_id: int
+    number: int
+    content: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    note: str = Field(default="", max_length=500)
+    author_id: int | None = Field(default=None)
+    author_name: str = Field(default="", max_length=120)
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class ModelType(StrEnum):
+    DALLE3 = "dalle3"
+    GPT4 = "gpt4"
+    CUSTOM = "custom"
+
+
+ACTIVE_CONFIG = "is_active"
+
+
+class GeneratorConfig(TenantOwned, table=True):
+    """A named set of parameters for the outside image/text generator of one model type."""
+
+    __tablename__ = "generator_config"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_generator_config_tenant_name"),
+        # Exactly one active configuration per model type and shop, across every replica.
+        Index(
+            "uq_generator_config_one_active",
+            "tenant_id",
+            "model_type",
+            unique=True,
+            sqlite_where=text(ACTIVE_CONFIG),
+            postgresql_where=text(ACTIVE_CONFIG),
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    model_type: str = Field(max_length=16)  # ModelType
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    description: str = Field(default="", max_length=500)
+    is_active: bool = Field(default=False)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1)
+
+
+class Design(TenantOwned, table=True):
+    """One design the generator made and reported, with what florists thought of it."""
+
+    __tablename__ = "design"
+    __table_args__ = (
+        # Also what makes reporting a design twice add nothing (core.designs).
+        UniqueConstraint("tenant_id", "design_id", name="uq_design_tenant_design_id"),
+        Index("ix_design_tenant_created", "tenant_id", "created_at"),
+        Index("ix_design_tenant_template", "tenant_id", "template_id"),
+        Index("ix_design_tenant_style", "tenant_id", "style_id"),
+        Index("ix_design_tenant_occasion", "tenant_id", "occasion"),
+        CheckConstraint("rating IS NULL OR (rating >= 0 AND rating <= 5)", name="ck_design_rating"),
+        CheckConstraint("tokens >= 0 AND cost >= 0", name="ck_design_usage"),
+        same_shop_fk("template_id", "design_template"),
+        same_shop_fk("template_version_id", "design_template_version"),
+        same_shop_fk("style_id", "design_template"),
+        same_shop_fk("reviewed_by", "app_user"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    design_id: str = Field(max_length=128)  # the generator's own id
+    prompt: str = Field(sa_column=Column(Text, nullable=False))
+    image_url: str = Field(max_length=2000)
+    model_type: str = Field(max_length=16)  # ModelType
+    template_id: int | None = Field(default=None)
+    template_version_id: int | None = Field(default=None)
+    style_id: int | None = Field(default=None)
+    occasion: str | None = Field(default=None, max_length=100)
+    tokens: int = Field(default=0)
+    cost: float = Field(default=0.0)
+    rating: int | None = Field(default=None)  # 0..5
+    approved: bool | None = Field(default=None)  # None: not decided yet
+    favorite: bool = Field(default=False)
+    comment: str | None = Field(default=None, sa_column=Column(Text))
+    reviewed_by: int | None = Field(default=None)
+    reviewed_at: datetime | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow)  # when the generator made it
+    recorded_at: datetime = Field(default_factory=utcnow)
