@@ -844,14 +844,9 @@ def _render(
             f"{template.name!r} has no variable {', '.join(unknown)}; "
             f"it declares {', '.join(v.name for v in declared) or 'none'}."
         )
-    picked, origins = pick_values(
-        declared,
-        given,
-        style.content if style else None,
-        catalog_lists(session=session, actor=actor),
+    parsed, picked, origins, missing = _fill(
+        session, actor, version.content["text"], declared, given, style.content if style else None
     )
-    parsed = placeholders.parse(version.content["text"], [v.name for v in declared])
-    missing = tuple(n for n in parsed.names if n not in picked)
     if strict and missing:
         raise MissingValues(template.name, missing)
     text = placeholders.render(parsed, picked, missing="keep")
@@ -868,6 +863,62 @@ def _render(
         },
         origins=origins,
         missing=missing,
+    )
+
+
+def _fill(
+    session: Session,
+    actor: Actor,
+    text: str,
+    declared: Sequence[Variable],
+    given: Mapping[str, str],
+    style: Mapping[str, Any] | None,
+) -> tuple[placeholders.Template, dict[str, str | list[str]], dict[str, str], tuple[str, ...]]:
+    """The parsed text, a value for each variable that can get one and where it came from,
+    and the placeholders left without a value."""
+    picked, origins = pick_values(
+        declared, given, style, catalog_lists(session=session, actor=actor)
+    )
+    parsed = placeholders.parse(text, [v.name for v in declared])
+    return parsed, picked, origins, tuple(n for n in parsed.names if n not in picked)
+
+
+@dataclass(frozen=True)
+class DraftPreview:
+    """Prompt text not saved yet, rendered (what the editor shows before Save)."""
+
+    text: str
+    values: dict[str, str]
+    origins: dict[str, str]
+    missing: tuple[str, ...]
+    used: tuple[str, ...]  # the variables the text uses, in order of first use
+
+
+def preview_draft(
+    *,
+    session: Session,
+    actor: Actor,
+    text: str,
+    variables: Sequence[Mapping[str, Any]] = (),
+    values: Mapping[str, str] | None = None,
+    style: Mapping[str, Any] | None = None,
+) -> DraftPreview:
+    """Render prompt text before it is saved, as preview() renders a version: its declared
+    variables plus the standard ones it uses, values given first, the others picked from
+    `style` (a style's parameters) and the catalog. Nothing is written (every role)."""
+    require_role(actor, *READERS)
+    declared = with_standard_variables(text, placeholders.parse_variables(list(variables)))
+    names = {v.name for v in declared}
+    wanted = {k: v for k, v in (values or {}).items() if k in names and v.strip()}
+    parsed, picked, origins, missing = _fill(session, actor, text, declared, wanted, style)
+    return DraftPreview(
+        text=placeholders.render(parsed, picked, missing="keep"),
+        values={
+            n: placeholders.join_list(v) if isinstance(v, list) else v for n, v in picked.items()
+        },
+        origins=origins,
+        missing=missing,
+        used=parsed.names,
     )
 
 

@@ -12,6 +12,7 @@ from sqlmodel import Session
 from core.access import Actor
 from core.errors import StaleEdit, TrellisError
 from db.engine import session_scope
+from pages.ui.text import plain
 
 T = TypeVar("T")
 
@@ -28,9 +29,10 @@ def run_action(actor: Actor, action: Callable[[Session], T]) -> Outcome[T]:
         with session_scope(actor) as session:
             return Outcome(True, action(session))
     except StaleEdit as exc:
-        st.warning(str(exc), icon=":material/sync_problem:")
+        st.warning(plain(str(exc)), icon=":material/sync_problem:")
     except TrellisError as exc:
-        st.error(str(exc), icon=":material/error:")
+        # Core's messages quote what people typed (names, values): shown literally.
+        st.error(plain(str(exc)), icon=":material/error:")
     return Outcome(False)
 
 

@@ -29,6 +29,11 @@ SCREENS: tuple[Screen, ...] = (
     Screen("analytics", "Analytics", ":material/monitoring:", (Role.ADMIN, Role.MANAGER)),
     Screen("training", "Training", ":material/model_training:", (Role.ADMIN, Role.MANAGER)),
     Screen("playground", "Playground", ":material/chat:", (Role.ADMIN, Role.FLORIST)),
+    Screen("catalog", "Catalog", ":material/inventory_2:", (Role.ADMIN, Role.FLORIST)),
+    Screen("templates", "Templates", ":material/palette:", (Role.ADMIN, Role.FLORIST)),
+    Screen(
+        "designs", "Designs", ":material/photo_library:", (Role.ADMIN, Role.FLORIST, Role.MANAGER)
+    ),
     Screen("data", "Data", ":material/database:", (Role.ADMIN, Role.MANAGER)),
     Screen("settings", "Settings", ":material/settings:", (Role.ADMIN,)),
     Screen("account", "My account", ":material/person:", ALL_ROLES),

@@ -161,3 +161,33 @@ def test_manager_opens_analytics_and_the_charts_render(demo_server, page):
     settle(page)
     assert page.get_by_test_id("stException").count() == 0
     shot(page, "manager-analytics-models")
+
+
+def test_florist_edits_previews_and_saves_a_prompt_template_in_the_studio(demo_server, page):
+    florist = next(d for d in BLOOM if d.role == "florist")
+    _log_in(page, demo_server, florist.username, florist.password)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Templates").click()
+    page.get_by_role("heading", name="Templates").wait_for()
+    settle(page)
+    page.get_by_role("tab", name="Prompt templates").click()
+    text = page.get_by_label("Prompt text", exact=True).filter(visible=True).first
+    text.fill("A {style} bouquet of {flowers} for {occasion}, in a {container}")
+    text.press("Tab")  # leave the field, so the form holds the text before the click
+    # (a button's accessible name starts with its icon: "visibility Preview")
+    page.get_by_role("button", name="Preview").filter(visible=True).first.click()
+    page.get_by_text("No value for {container}").wait_for()
+    settle(page)
+    shot(page, "florist-templates-preview")
+    rendered = page.get_by_test_id("stCode").filter(has_text="bouquet of").first.inner_text()
+    assert rendered.startswith("A romantic bouquet of") and rendered.endswith("{container}")
+    note = page.get_by_label("Note for the new version", exact=True).filter(visible=True).first
+    note.fill("Name the container")
+    note.press("Tab")
+    page.get_by_role("button", name="Save as new version").filter(visible=True).first.click()
+    page.get_by_text("It waits as a draft until an admin promotes it").wait_for()
+    # the Prompt templates tab stays open after the save, with version 2 as a draft
+    page.get_by_text("Only an admin can promote").filter(visible=True).first.wait_for()
+    assert page.get_by_role("tab", name="Prompt templates", selected=True).is_visible()
+    settle(page)
+    assert page.get_by_test_id("stException").count() == 0
+    shot(page, "florist-templates-saved")
