@@ -404,7 +404,7 @@ def _train(progress: _Progress, options: RunOptions) -> None:
     weight = options.corrected_weight or settings.corrected_weight
     _learning_curve(progress, train, validation or test, weight)
     progress.update(stage="fitting")
-    model = fit_model(train, weight)
+    model = fit_model(train, weight, validation)
     held_out = validation or test
     progress.point(1.0, _macro_f1(model, held_out), STAGE_PROGRESS["evaluating"])
     progress.update(stage="evaluating")
@@ -575,8 +575,13 @@ def stratified_split(
     return train, validation, test, train_only
 
 
-def fit_model(train: Sequence[Labelled], corrected_weight: float) -> IntentModel:
-    """Fit the default pipeline; corrected examples weigh corrected_weight."""
+def fit_model(
+    train: Sequence[Labelled],
+    corrected_weight: float,
+    held_out: Sequence[Labelled] = (),
+) -> IntentModel:
+    """Fit the default pipeline; corrected examples weigh corrected_weight; `held_out` (the
+    validation split) calibrates the confidence when it is large enough."""
     return fit(
         texts=[e.text for e in train],
         labels=[e.intent for e in train],
@@ -584,6 +589,7 @@ def fit_model(train: Sequence[Labelled], corrected_weight: float) -> IntentModel
             corrected=[e.corrected for e in train], corrected_weight=corrected_weight
         ),
         random_state=SEED,
+        held_out=([e.text for e in held_out], [e.intent for e in held_out]),
     )
 
 
@@ -602,7 +608,7 @@ def _learning_curve(
         subset = pool[: int(len(pool) * fraction)]
         if len({e.intent for e in subset}) < 2:
             continue
-        model = fit_model(subset, weight)
+        model = fit_model(subset, weight, held_out)
         share = len(subset) / len(train)
         progress.point(share, _macro_f1(model, held_out), start + span * i / len(CURVE_FRACTIONS))
 

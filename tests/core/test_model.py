@@ -18,6 +18,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from core import artifacts
+from core import model as model_module
 from core.artifacts import (
     LEGACY_TYPES,
     MODEL_TYPES,
@@ -97,6 +98,27 @@ def test_confidence_is_calibrated_on_unseen_messages(sample, model):
     correct = np.asarray(model.intents)[proba.argmax(axis=1)] == np.asarray(test_labels)
     # Measured on this sample: 0.046; the seed reference scores 0.264.
     assert expected_calibration_error(confidences=proba.max(axis=1), correct=correct) < 0.08
+
+
+def test_a_large_held_out_set_calibrates_without_fold_fits(sample, monkeypatch):
+    texts, labels, test_texts, test_labels = sample
+    half = len(test_texts) // 2
+    held_out = (test_texts[:half], test_labels[:half])
+    monkeypatch.setattr(model_module, "HELD_OUT_MIN", half + 1)
+    folds = fit(texts=texts, labels=labels, held_out=held_out)  # too few: folds as before
+    assert folds.pipeline[-1].held_out_fits == folds.pipeline[-1].folds
+    monkeypatch.setattr(model_module, "HELD_OUT_MIN", half)
+    calibrated = fit(texts=texts, labels=labels, held_out=held_out)
+    classifier = calibrated.pipeline[-1]
+    assert classifier.held_out_fits == 0 and classifier.beta_ != 1.0
+    # The same SVM as with folds: only the temperature differs, fitted on the held-out half.
+    assert np.array_equal(classifier.svm_.coef_, folds.pipeline[-1].svm_.coef_)
+    proba = calibrated.probabilities(test_texts[half:])
+    correct = np.asarray(calibrated.intents)[proba.argmax(axis=1)] == np.asarray(test_labels[half:])
+    assert expected_calibration_error(confidences=proba.max(axis=1), correct=correct) < 0.08
+    assert calibrated.direct  # the single-message path reads the new temperature too
+    one = dict(calibrated.predict_top(test_texts[-1], k=len(calibrated.intents)))
+    assert np.allclose([one[i] for i in calibrated.intents], proba[-1], rtol=0, atol=1e-12)
 
 
 def test_top_k_is_sorted_and_sums_to_at_most_one(sample, model):

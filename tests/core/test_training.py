@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine
 from sqlmodel import select
 
+from core import model as model_module
 from core import registry, training
 from core.access import Actor
 from core.cli import main
@@ -182,6 +183,18 @@ def test_first_model_deploys_serves_and_reports_everything(engine):
     assert prediction is not None and prediction.intent == "order_status"
 
 
+def test_a_large_validation_split_calibrates_the_model(engine, monkeypatch):
+    # Runs on many examples calibrate on their validation split instead of a fold fit.
+    monkeypatch.setattr(model_module, "HELD_OUT_MIN", 25)
+    shop = make_shop(engine)
+    add_examples(engine, shop, phrasings())
+    assert run_now(engine, shop.admin).counts["validation"] == 25
+    with session_scope(shop.admin, engine=engine) as s:
+        _, served = registry.serving_model(session=s, actor=shop.admin)
+    classifier = served.pipeline[-1]
+    assert classifier.held_out_fits == 0 and classifier.beta_ != 1.0
+
+
 def test_selection_cleans_dedupes_and_reports_thin_intents(engine):
     shop = make_shop(engine)
     data = phrasings(["order_status", "flower_care"])
@@ -232,10 +245,10 @@ def test_the_gate_refuses_a_regression_and_the_serving_model_stays(engine, monke
     plant_serving_model(engine, shop)
     add_examples(engine, shop, phrasings())
 
-    def fit_on_shuffled_labels(*, texts, labels, weights=None, random_state=0):
+    def fit_on_shuffled_labels(*, texts, labels, **kwargs):
         shuffled = list(labels)
         random.Random(1).shuffle(shuffled)
-        return real_fit(texts=texts, labels=shuffled, weights=weights, random_state=random_state)
+        return real_fit(texts=texts, labels=shuffled, **kwargs)
 
     monkeypatch.setattr(training, "fit", fit_on_shuffled_labels)
     run = run_now(engine, shop.admin)
