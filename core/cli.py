@@ -1022,5 +1022,278 @@ def prompt_check(text: str, as_json: bool) -> None:
     sys.exit(2)
 
 
+# --------------------------------------------------------------------------------------------
+# Response templates: create one, suggest the ones that fit a customer message
+# --------------------------------------------------------------------------------------------
+
+
+@main.group("template")
+def template_group() -> None:
+    """Response templates (the studio's pages edit them; versions and production as there)."""
+
+
+@template_group.command("create")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--name", required=True, help="The template's name, unique in the shop.")
+@click.option(
+    "--content",
+    "body",
+    required=True,
+    help="The response text; each {name} in it is a required text variable unless "
+    "--variables declares it otherwise.",
+)
+@click.option(
+    "--intent",
+    "intents",
+    required=True,
+    multiple=True,
+    help="An intent this template answers (repeatable).",
+)
+@click.option("--trigger", "phrases", multiple=True, help="A trigger phrase (repeatable).")
+@click.option("--category", default="General", show_default=True, help="The template's category.")
+@click.option("--description", default="", help="What the template is for.")
+@click.option(
+    "--variables",
+    "variables_json",
+    help='Typed variables as a JSON list, e.g. \'[{"name": "day", "type": "date"}]\' '
+    "(types text, select with options, date, number; required, default).",
+)
+@click.option("--draft", is_flag=True, help="Leave version 1 a draft instead of production.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def template_create(
+    slug: str,
+    name: str,
+    body: str,
+    intents: tuple[str, ...],
+    phrases: tuple[str, ...],
+    category: str,
+    description: str,
+    variables_json: str | None,
+    draft: bool,
+    as_json: bool,
+) -> None:
+    """Create a response template; its version 1 serves suggestions at once (production)
+    unless --draft."""
+    from core.errors import InvalidInput
+    from core.responses import create_response, text_variables
+
+    try:
+        declared = json.loads(variables_json) if variables_json else None
+    except ValueError as exc:
+        raise InvalidInput(f"--variables is not valid JSON: {exc}.") from None
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        view = create_response(
+            session=session,
+            actor=actor,
+            name=name,
+            text=body,
+            category=category,
+            variables=text_variables(body, declared),
+            phrases=phrases,
+            intents=intents,
+            description=description,
+            note="Created from the command line",
+            production=not draft,
+        )
+    payload = {
+        "id": view.id,
+        "name": view.name,
+        "category": view.content["category"],
+        "version": view.latest_number,
+        "production": view.production_number,
+        "variables": [v["name"] for v in view.content["variables"]],
+        "triggers": view.content["triggers"],
+    }
+    state = "a draft" if view.production_number is None else "production"
+    emit(payload, as_json, f"Created the response template {view.name!r}: version 1, {state}.")
+
+
+@main.command("suggest")
+@click.argument("text")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option(
+    "--top", "k", default=3, show_default=True, type=click.IntRange(1, 50), help="How many."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def suggest_cmd(text: str, slug: str, k: int, as_json: bool) -> None:
+    """The response templates that fit a customer message, best first, with a score (0-1)
+    and the reason: the serving model's intent, trigger phrases, text similarity."""
+    from core import registry
+    from core.templates import suggest
+
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        found = suggest(session=session, actor=actor, text=text, k=k)
+        serving = registry.serving_version(session=session, actor=actor)
+    if serving is None:
+        click.echo(
+            f"Note: no model serves in {slug} yet, so intents do not count (`trellis train`).",
+            err=True,
+        )
+    payload = {
+        "suggestions": [
+            {"template": s.template, "score": s.score, "reason": s.reason} for s in found
+        ]
+    }
+    lines = "\n".join(f"{s.score:.2f}  {s.template}  ({s.reason})" for s in found)
+    emit(payload, as_json, lines or "No response template fits this message.")
+
+
+# --------------------------------------------------------------------------------------------
+# Response templates in use: the assistant reports uses and outcomes; A/B tests' results
+# --------------------------------------------------------------------------------------------
+
+
+@template_group.group("use")
+def template_use() -> None:
+    """Uses of response templates the assistant reports, and how they ended."""
+
+
+@template_use.command("record")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def template_use_record(file: Path, slug: str, as_json: bool) -> None:
+    """Record uses and outcomes from a JSONL file, all or nothing: a use names its template,
+    an outcome line only a use_id. A use id recorded before adds nothing. Bad lines are listed
+    by number and exit 2."""
+    from core.errors import InvalidInput
+    from core.template_usage import read_reports, record_reports
+
+    check_size(file)
+    try:
+        with file.open(encoding="utf-8-sig") as lines:
+            numbered = read_reports(lines)
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{file.name} is not UTF-8 text; nothing was recorded.") from exc
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        summary = record_reports(
+            session=session,
+            actor=actor,
+            items=[item for _line, item in numbered],
+            lines=[line for line, _item in numbered],
+        )
+    payload = {
+        "added": summary.added,
+        "already_known": summary.known,
+        "outcomes": summary.outcomes,
+        "stopped": list(summary.stopped),
+    }
+    text = (
+        f"Recorded {summary.added} new uses in {slug} ({summary.known} known already) and "
+        f"{summary.outcomes} outcomes."
+    )
+    if summary.stopped:
+        text += f" The guardrail stopped A/B test {', '.join(map(str, summary.stopped))}."
+    emit(payload, as_json, text)
+
+
+@main.group("experiment")
+def experiment_group() -> None:
+    """A/B tests of response templates."""
+
+
+def _rate(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _arm_json(arm: Any) -> dict[str, Any]:
+    c = arm.counts
+    return {
+        "version": arm.version,
+        "uses": c.uses,
+        "outcomes": c.reported,
+        "resolved": c.resolved,
+        "escalated": c.escalated,
+        "resolution_rate": _rate(c.resolution_rate),
+        "escalation_rate": _rate(c.escalation_rate),
+        "avg_rating": _rate(c.avg_rating),
+        "needed": arm.needed,
+    }
+
+
+def _experiment_json(found: Any) -> dict[str, Any]:
+    view, test, rail = found.experiment, found.resolution, found.guardrail
+    return {
+        "id": view.id,
+        "template": view.template_name,
+        "status": view.status.value,
+        "started_at": view.started_at.isoformat(),
+        "split": view.split,
+        "min_effect": view.min_effect,
+        "alpha": view.alpha,
+        "power": view.power,
+        "a": _arm_json(found.a),
+        "b": _arm_json(found.b),
+        "test": None
+        if test is None
+        else {
+            "method": test.method,
+            "difference": round(test.difference, 4),
+            "p_value": round(test.p_value, 6),
+            "ci": [round(test.ci_low, 4), round(test.ci_high, 4)],
+            "significant": test.significant,
+        },
+        "enough_data": found.enough_data,
+        "leader": found.leader,
+        "guardrail": {
+            "checked": rail.checked,
+            "method": rail.method,
+            "p_value": None if rail.p_value is None else round(rail.p_value, 6),
+            "tripped": rail.tripped,
+        },
+    }
+
+
+def _experiment_text(found: Any) -> str:
+    view, test, rail = found.experiment, found.resolution, found.guardrail
+
+    def pct(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.1%}"
+
+    lines = [
+        f"#{view.id} {view.template_name}: A = version {view.version_a}, B = version "
+        f"{view.version_b} ({view.split:.0%} of customers), since {view.started_at:%Y-%m-%d}"
+    ]
+    for arm in (found.a, found.b):
+        c = arm.counts
+        lines.append(
+            f"  {arm.variant}: {c.uses:,} uses, {c.reported:,}/{arm.needed:,} outcomes needed, "
+            f"resolved {pct(c.resolution_rate)}, escalated {pct(c.escalation_rate)}"
+        )
+    if test is None:
+        lines.append("  No outcomes in both arms yet.")
+    else:
+        verdict = "significant" if test.significant else "not significant"
+        lines.append(
+            f"  B - A: {test.difference:+.1%} ({test.confidence:.0%} CI {test.ci_low:+.1%} to "
+            f"{test.ci_high:+.1%}), {test.method} p = {test.p_value:.4f}: {verdict}"
+        )
+    guard = f"p = {rail.p_value:.4f}" if rail.checked else "waiting for outcomes"
+    lines.append(f"  Guardrail on escalations: {'TRIPPED' if rail.tripped else 'ok'} ({guard})")
+    return "\n".join(lines)
+
+
+@experiment_group.command("status")
+@click.option("--tenant", "slug", required=True, help="The shop's slug.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def experiment_status(slug: str, as_json: bool) -> None:
+    """The results of the shop's running A/B tests: per variant, the test of the difference
+    in resolution rate, the outcomes each arm needs, and the escalation guardrail."""
+    from core.experiments import running_results
+
+    engine, actor = tenant_actor(slug)
+    with session_scope(actor, engine=engine) as session:
+        found = running_results(session=session, actor=actor)
+    text = "\n".join(_experiment_text(f) for f in found) or "No A/B test is running."
+    emit({"experiments": [_experiment_json(f) for f in found]}, as_json, text)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

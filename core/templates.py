@@ -15,7 +15,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from sqlalchemy import update
@@ -29,6 +29,9 @@ from core.errors import InvalidInput, NotFound, StaleEdit
 from core.placeholders import Variable, VariableSource, VariableType
 from core.studio import EDITORS, READERS, input_error, label, text_list, url_list, words
 from db.models import DesignTemplate, DesignTemplateVersion, TemplateKind, utcnow
+
+if TYPE_CHECKING:
+    from core.responses import Suggestion
 
 ENTITY = "design_template"
 MAX_NOTE = 500
@@ -149,6 +152,10 @@ def parse_content(kind: TemplateKind | str, content: Mapping[str, Any]) -> dict[
     """Validate a version's content for its kind."""
     if not isinstance(content, Mapping):
         raise InvalidInput("A template's content must be an object.")
+    if _kind(kind) is TemplateKind.RESPONSE:
+        from core.responses import parse_response  # response templates: core/responses.py
+
+        return parse_response(content)
     return parse_style(content) if _kind(kind) is TemplateKind.STYLE else parse_prompt(content)
 
 
@@ -156,11 +163,17 @@ def _kind(kind: TemplateKind | str) -> TemplateKind:
     try:
         return TemplateKind(kind)
     except ValueError:
-        raise InvalidInput(f"{kind!r} is not a template kind; use style or prompt.") from None
+        raise InvalidInput(
+            f"{kind!r} is not a template kind; use style, prompt or response."
+        ) from None
 
 
 def content_lines(kind: TemplateKind | str, content: Mapping[str, Any]) -> list[str]:
     """A stable line rendering of a version's content, for diffs: one line per value."""
+    if _kind(kind) is TemplateKind.RESPONSE:
+        from core.responses import content_lines as response_lines
+
+        return response_lines(content)
     if _kind(kind) is TemplateKind.PROMPT:
         lines = ["text:", *(f"  {line}" for line in str(content.get("text", "")).splitlines())]
         lines.append("variables:")
@@ -353,8 +366,7 @@ def _by_name(session: Session, actor: Actor, kind: TemplateKind, name: str) -> D
     ).all()
     found = next((t for t in rows if t.name.casefold() == wanted), None)
     if found is None:
-        noun = "style" if kind is TemplateKind.STYLE else "prompt template"
-        raise NotFound(f"There is no {noun} named {name!r} in this shop.")
+        raise NotFound(f"There is no {_noun(kind)} named {name!r} in this shop.")
     return found
 
 
@@ -426,9 +438,14 @@ def _description(description: str) -> str:
     return description
 
 
+def _noun(kind: TemplateKind) -> str:
+    return "style" if kind is TemplateKind.STYLE else f"{kind.value} template"
+
+
 def _taken(kind: TemplateKind, name: str) -> InvalidInput:
-    noun = "style" if kind is TemplateKind.STYLE else "prompt template"
-    return InvalidInput(f"Your shop already has a {noun} named {name!r}; choose another name.")
+    return InvalidInput(
+        f"Your shop already has a {_noun(kind)} named {name!r}; choose another name."
+    )
 
 
 def _check_name_free(
@@ -500,6 +517,7 @@ def new_template(
         raise _taken(kind, name) from exc
     session.add(_version(actor, template, 1, checked, note))
     session.flush()
+    _reindex(session, actor, template)
     return template
 
 
@@ -548,6 +566,7 @@ def save_version(
     row = _version(actor, template, number, checked, note)
     session.add(row)
     session.flush()
+    _reindex(session, actor, template)
     _audit(
         session,
         actor,
@@ -587,6 +606,7 @@ def update_details(
         before = {k: getattr(template, k) for k in changed}
         _bump(session, template, **changed)
         _audit(session, actor, "template.update", template, before=before, after=changed)
+        _reindex(session, actor, template)
     return _view(session, actor, template)
 
 
@@ -1160,3 +1180,23 @@ def seed_default_templates(*, session: Session, actor: Actor) -> int:
     )
     session.flush()
     return len(made)
+
+
+# --------------------------------------------------------------------------------------------
+# Response templates (core/responses.py): their search rows follow every write above, and
+# suggestions for a customer message
+# --------------------------------------------------------------------------------------------
+
+
+def _reindex(session: Session, actor: Actor, template: DesignTemplate) -> None:
+    if template.kind == TemplateKind.RESPONSE:
+        from core.responses import reindex
+
+        reindex(session=session, actor=actor, template=template)
+
+
+def suggest(*, session: Session, actor: Actor, text: str, k: int = 3) -> list[Suggestion]:
+    """The response templates that fit a customer message, best first (core.responses.suggest)."""
+    from core.responses import suggest as suggest_responses
+
+    return suggest_responses(session=session, actor=actor, text=text, k=k)

@@ -37,9 +37,10 @@ def create_tenant(*, session: Session, name: str, is_demo: bool = False) -> Tena
 
 
 def _give_starting_content(session: Session, tenant: Tenant) -> None:
-    """The florist studio's starter catalog and default styles and prompt templates, written
+    """The florist studio's starter catalog, default styles, prompt and response templates, written
     inside the new shop (so the tenant guard and RLS accept them), then back to the caller's."""
     from core.catalog import seed_starter_catalog
+    from core.responses import seed_default_responses
     from core.templates import seed_default_templates
 
     assert tenant.id is not None
@@ -49,6 +50,7 @@ def _give_starting_content(session: Session, tenant: Tenant) -> None:
     try:
         seed_starter_catalog(session=session, actor=setup)
         seed_default_templates(session=session, actor=setup)
+        seed_default_responses(session=session, actor=setup)
         session.flush()
     finally:
         set_tenant(session, caller)

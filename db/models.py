@@ -24,6 +24,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.dialects.postgresql import TSVECTOR
 from sqlmodel import Field, SQLModel
 
 
@@ -675,6 +676,7 @@ class BudgetTier(TenantOwned, table=True):
 class TemplateKind(StrEnum):
     STYLE = "style"
     PROMPT = "prompt"
+    RESPONSE = "response"
 
 
 class SharedTemplate(SharedOwned, table=True):
@@ -847,3 +849,145 @@ class Design(TenantOwned, table=True):
     reviewed_at: datetime | None = Field(default=None)
     created_at: datetime = Field(default_factory=utcnow)  # when the generator made it
     recorded_at: datetime = Field(default_factory=utcnow)
+
+
+# --------------------------------------------------------------------------------------------
+# Response templates in use: each use the assistant reports with its outcome, and A/B tests
+# between two versions of a template (core.template_usage, core.experiments).
+# --------------------------------------------------------------------------------------------
+
+
+class ExperimentStatus(StrEnum):
+    RUNNING = "running"
+    STOPPED = "stopped"  # by a person, or by the escalation guardrail
+    PROMOTED = "promoted"  # stopped, and its winner labelled production
+
+
+RUNNING_EXPERIMENT = "status = 'running'"
+
+
+class TemplateExperiment(TenantOwned, table=True):
+    """An A/B test of two versions of a response template: customers are assigned to B by a
+    hash of (experiment id, customer id) below `split`, so a customer always sees one variant."""
+
+    __tablename__ = "template_experiment"
+    __table_args__ = (
+        same_shop_parent("template_experiment"),
+        same_shop_fk("template_id", "design_template"),
+        same_shop_fk("started_by", "app_user"),
+        same_shop_fk("stopped_by", "app_user"),
+        Index("ix_template_experiment_tenant_template", "tenant_id", "template_id"),
+        # One running test per template and shop, across every replica.
+        Index(
+            "uq_template_experiment_one_running",
+            "tenant_id",
+            "template_id",
+            unique=True,
+            sqlite_where=text(RUNNING_EXPERIMENT),
+            postgresql_where=text(RUNNING_EXPERIMENT),
+        ),
+        CheckConstraint("version_a <> version_b", name="ck_template_experiment_versions"),
+        CheckConstraint("split > 0 AND split < 1", name="ck_template_experiment_split"),
+        CheckConstraint(
+            "min_effect > 0 AND min_effect < 1 AND alpha > 0 AND alpha < 1 "
+            "AND power > 0 AND power < 1",
+            name="ck_template_experiment_design",
+        ),
+        CheckConstraint(
+            "status IN ('running', 'stopped', 'promoted')", name="ck_template_experiment_status"
+        ),
+        CheckConstraint(
+            "winner IS NULL OR winner = version_a OR winner = version_b",
+            name="ck_template_experiment_winner",
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    template_id: int
+    version_a: int  # the control: the production version when the test started
+    version_b: int
+    split: float = Field(default=0.5)  # the share of customers who get version B
+    min_effect: float = Field(default=0.05)  # resolution-rate difference worth detecting
+    alpha: float = Field(default=0.05)
+    power: float = Field(default=0.8)
+    note: str = Field(default="", max_length=500)
+    status: str = Field(default=ExperimentStatus.RUNNING.value, max_length=16)
+    started_by: int | None = Field(default=None)
+    started_at: datetime = Field(default_factory=utcnow)
+    stopped_by: int | None = Field(default=None)
+    stopped_at: datetime | None = Field(default=None)
+    stop_reason: str | None = Field(default=None, max_length=500)
+    winner: int | None = Field(default=None)  # the version promoted
+
+
+class UseOutcome(StrEnum):
+    UNKNOWN = "unknown"  # not reported yet (outcome_at NULL), or reported as neither
+    RESOLVED = "resolved"
+    ESCALATED = "escalated"
+
+
+class TemplateUse(TenantOwned, table=True):
+    """One answer the assistant gave with a response template version, and how it ended."""
+
+    __tablename__ = "template_use"
+    __table_args__ = (
+        # Also what makes reporting a use twice add nothing (core.template_usage).
+        UniqueConstraint("tenant_id", "use_id", name="uq_template_use_tenant_use_id"),
+        Index("ix_template_use_tenant_template_created", "tenant_id", "template_id", "created_at"),
+        Index("ix_template_use_tenant_experiment", "tenant_id", "experiment_id", "variant"),
+        CheckConstraint(
+            "outcome IN ('unknown', 'resolved', 'escalated')", name="ck_template_use_outcome"
+        ),
+        CheckConstraint(
+            "rating IS NULL OR (rating >= 1 AND rating <= 5)", name="ck_template_use_rating"
+        ),
+        CheckConstraint(
+            "variant IS NULL OR (variant IN ('A', 'B') AND experiment_id IS NOT NULL)",
+            name="ck_template_use_variant",
+        ),
+        same_shop_fk("template_id", "design_template"),
+        same_shop_fk("experiment_id", "template_experiment"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    use_id: str = Field(max_length=128)  # the assistant's own id for this use
+    template_id: int
+    version_number: int
+    experiment_id: int | None = Field(default=None)  # the A/B test it counted for, if any
+    variant: str | None = Field(default=None, max_length=1)  # A or B
+    conversation_external_id: str = Field(max_length=128)
+    customer_id: str = Field(max_length=128)
+    outcome: str = Field(default=UseOutcome.UNKNOWN.value, max_length=16)
+    rating: int | None = Field(default=None)  # 1..5, the customer's
+    created_at: datetime = Field(default_factory=utcnow)  # when the answer was given
+    outcome_at: datetime | None = Field(default=None)  # when its outcome was last reported
+
+
+# --------------------------------------------------------------------------------------------
+# Response templates: what full-text search and suggestions read (core.responses).
+# --------------------------------------------------------------------------------------------
+
+# On PostgreSQL the search document is a tsvector, written by core.responses with every save;
+# on SQLite the column stays NULL and an FTS5 table (response_search_fts, SQLite only, created
+# and kept in step by core.responses) does the searching.
+SEARCH_DOCUMENT = Text().with_variant(TSVECTOR(), "postgresql")
+
+
+class ResponseSearch(TenantOwned, table=True):
+    """The searchable text of a response template's latest version, one row per template,
+    rewritten on every save (core.responses); the versions stay the record."""
+
+    __tablename__ = "response_search"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "template_id", name="uq_response_search_template"),
+        same_shop_fk("template_id", "design_template"),
+        Index("ix_response_search_document", "document", postgresql_using="gin"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    template_id: int
+    name: str = Field(max_length=100)
+    category: str = Field(default="", max_length=60)
+    body: str = Field(sa_column=Column(Text, nullable=False))  # the response text
+    phrases: str = Field(sa_column=Column(Text, nullable=False))  # trigger phrases, one a line
+    intents: str = Field(sa_column=Column(Text, nullable=False))  # trigger intents, one a line
+    active: bool = Field(default=True)
+    document: str | None = Field(default=None, sa_column=Column(SEARCH_DOCUMENT, nullable=True))
+    updated_at: datetime = Field(default_factory=utcnow)

@@ -40,6 +40,7 @@ from pages.ui.charts import (
     snapshot_chart,
     trend_chart,
 )
+from pages.ui.experiments import experiments_tab
 from pages.ui.guard import require_page
 from pages.ui.text import label
 
@@ -616,8 +617,8 @@ def _alert_history(history: Sequence[AlertView]) -> None:
 checks = _evaluate(actor)
 alert_banners(read(actor, lambda s: open_alerts(session=s, actor=actor)))
 window, bucket = _window()
-overview_tab, intents_tab, models_tab, snapshots_tab, alerts_tab = st.tabs(
-    ["Overview", "Intents", "Models & reviewers", "Snapshots", "Alerts"]
+overview_tab, intents_tab, models_tab, tests_tab, snapshots_tab, alerts_tab = st.tabs(
+    ["Overview", "Intents", "Models & reviewers", "A/B tests", "Snapshots", "Alerts"]
 )
 with overview_tab:
     comparison = _overview(actor, window, bucket)
@@ -625,6 +626,8 @@ with intents_tab:
     _intents(actor, window, comparison.current.total_messages > 0)
 with models_tab:
     _models(actor, window)
+with tests_tab:
+    experiments_tab(actor, manage=False)
 with snapshots_tab:
     _snapshots(actor)
 with alerts_tab:

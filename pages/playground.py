@@ -8,6 +8,7 @@ from core import registry
 from pages.ui.actions import read
 from pages.ui.charts import ranked_bars
 from pages.ui.guard import require_page
+from pages.ui.responses import suggestions_panel
 
 actor = require_page("playground")
 
@@ -48,3 +49,4 @@ elif asked:
             hide_index=True,
             width="stretch",
         )
+    suggestions_panel(actor, text)

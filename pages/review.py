@@ -17,6 +17,7 @@ from core.review import Action, QueueFilter, QueueItem, Reason
 from db.engine import session_scope
 from pages.ui.actions import flash, read, run_action
 from pages.ui.guard import require_page
+from pages.ui.responses import suggestions_panel
 from pages.ui.text import label, plain
 
 actor = require_page("review")
@@ -247,6 +248,7 @@ def _card(actor: Actor, item: QueueItem, intents: list[str]) -> None:
         with right:
             st.markdown("**The assistant answered**")
             st.text(item.ai_response or "(no answer recorded)")
+            suggestions_panel(actor, item.text, compact=True)
             if item.conversation_id is not None:
                 with st.expander("Conversation"):
                     context = read(

@@ -19,7 +19,9 @@ from core.placeholders import CATALOGS, STYLE_PARAMETERS, VariableSource, Variab
 from core.templates import TemplateView, VersionView
 from db.models import TemplateKind
 from pages.ui.actions import flash, read
+from pages.ui.experiments import experiments_tab
 from pages.ui.guard import require_page
+from pages.ui.responses import responses_tab
 from pages.ui.studio import (
     ORIGINS,
     Draft,
@@ -716,8 +718,8 @@ def _create_template(
 shelf = read(actor, lambda s: _shelf(s, actor))
 # A key and "rerun" keep the open tab across a save's rerun; every tab still draws, so what
 # was typed in one form survives a look at another tab.
-styles_tab, prompts_tab, generator_tab, shared_tab = st.tabs(
-    ["Styles", "Prompt templates", "Generator configurations", "Library"],
+styles_tab, prompts_tab, responses_t, ab_tab, generator_tab, shared_tab = st.tabs(
+    ["Styles", "Prompt templates", "Responses", "A/B tests", "Generator configurations", "Library"],
     key="templates_tabs",
     on_change="rerun",
 )
@@ -725,6 +727,10 @@ with styles_tab:
     template_tab(actor, TemplateKind.STYLE, shelf)
 with prompts_tab:
     template_tab(actor, TemplateKind.PROMPT, shelf)
+with responses_t:
+    responses_tab(actor, versions=_versions, details=_details)
+with ab_tab:
+    experiments_tab(actor)
 with generator_tab:
     generators_tab(actor)
 with shared_tab:

@@ -55,14 +55,16 @@ def show_image(url: str | None, *, alt: str) -> None:
 # --- running a core action -------------------------------------------------------------------
 
 
-def run_checked(actor: Actor, action: Callable[[Session], T], *, text: str = "") -> Outcome[T]:
+def run_checked(
+    actor: Actor, action: Callable[[Session], T], *, text: str = "", what: str = "prompt text"
+) -> Outcome[T]:
     """Like pages.ui.actions.run_action, with messages shown as literal text, and a refused
     template listing every problem with its line and column beside the text it was in."""
     try:
         with session_scope(actor) as session:
             return Outcome(True, action(session))
     except TemplateError as exc:
-        template_problems(exc, text)
+        template_problems(exc, text, what=what)
     except StaleEdit as exc:
         st.warning(plain(str(exc)), icon=":material/sync_problem:")
     except TrellisError as exc:
@@ -71,10 +73,10 @@ def run_checked(actor: Actor, action: Callable[[Session], T], *, text: str = "")
     return Outcome(False)
 
 
-def template_problems(exc: TemplateError, text: str) -> None:
+def template_problems(exc: TemplateError, text: str, *, what: str = "prompt text") -> None:
     count = len(exc.problems)
     st.error(
-        f"Nothing was saved: the prompt text has {count} problem{'s' if count != 1 else ''}.",
+        f"Nothing was saved: the {what} has {count} problem{'s' if count != 1 else ''}.",
         icon=":material/error:",
     )
     st.dataframe(

@@ -191,3 +191,45 @@ def test_florist_edits_previews_and_saves_a_prompt_template_in_the_studio(demo_s
     settle(page)
     assert page.get_by_test_id("stException").count() == 0
     shot(page, "florist-templates-saved")
+
+
+def test_admin_creates_a_response_template_searches_it_and_sees_it_suggested(demo_server, page):
+    # An admin, not a florist: only a production version is suggested, and only an admin may
+    # make version 1 production at once (a florist's new template waits as a draft).
+    admin = next(d for d in BLOOM if d.role == "admin")
+    _log_in(page, demo_server, admin.username, admin.password)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Templates").click()
+    page.get_by_role("heading", name="Templates").wait_for()
+    settle(page)
+    page.get_by_role("tab", name="Responses").click()
+    page.get_by_text("Create a new response template").filter(visible=True).click()
+    form = page.get_by_test_id("stForm").filter(has_text="Create response template")
+    form.get_by_label("Name", exact=True).fill("Sunday delivery")
+    form.get_by_label("Category", exact=True).fill("Delivery")
+    form.get_by_label("Response text", exact=True).fill(
+        "Hi {customer_name}, yes: we deliver on Sundays before noon."
+    )
+    phrases = form.get_by_label("Trigger phrases, one per line", exact=True)
+    phrases.fill("deliver on sunday")
+    phrases.press("Tab")
+    form.get_by_text("Make version 1 production now").click()
+    form.get_by_role("button", name="Create response template").click()
+    page.get_by_text("Created the response template").wait_for()
+    settle(page)
+    search = page.get_by_label("Search response templates", exact=True)
+    search.fill("sunday deliv")
+    search.press("Enter")
+    page.get_by_text("1 found, best first").wait_for()
+    settle(page)
+    assert page.get_by_test_id("stException").count() == 0
+    shot(page, "admin-response-search")
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Playground").click()
+    page.get_by_role("heading", name="Playground").wait_for()
+    page.get_by_label("Customer message").fill("Do you deliver on Sunday?")
+    page.get_by_role("button", name="Ask the model").click()
+    page.get_by_role("heading", name="Suggested response templates").wait_for()
+    settle(page)
+    grid = page.get_by_test_id("stDataFrame").filter(has_text="Sunday delivery")
+    assert grid.count() == 1
+    assert page.get_by_test_id("stException").count() == 0
+    shot(page, "admin-playground-suggestions")
