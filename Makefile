@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
+# Tests run on every core (two in CI); a module stays on one worker, so its fixtures start once.
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 .PHONY: run test lint format bench install clean-db
 
