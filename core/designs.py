@@ -11,7 +11,6 @@ results per template or style are SQL aggregates.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,15 @@ from core.access import Actor, Role, require_role
 from core.config import get_settings
 from core.errors import InvalidInput, NotFound, StaleEdit
 from core.library import count_outcome
-from core.studio import EDITORS, READERS, http_url, input_error, label
+from core.studio import (
+    EDITORS,
+    READERS,
+    http_url,
+    input_error,
+    label,
+    nothing_recorded,
+    read_jsonl,
+)
 from db.models import (
     Design,
     DesignTemplate,
@@ -44,7 +51,6 @@ MAX_TOKENS = 10_000_000
 MAX_COST = 100_000.0
 MAX_COMMENT = 2000
 MAX_PAGE_SIZE = 200
-SHOWN_ERRORS = 20
 Decision = Literal["approved", "rejected", "undecided"]
 
 
@@ -149,30 +155,7 @@ def parse_design(fields: Mapping[str, Any], *, where: str = "") -> DesignIn:
 def read_designs(lines: Iterable[str]) -> list[tuple[int, DesignIn]]:
     """A JSONL file of designs as (line number, design); any bad line refuses the whole file,
     naming every bad line (the first SHOWN_ERRORS of them)."""
-    found: list[tuple[int, DesignIn]] = []
-    errors: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            fields = json.loads(line)
-            if not isinstance(fields, dict):
-                raise InvalidInput(f"Line {number}: not a JSON object.")
-            found.append((number, parse_design(fields, where=f"Line {number}: ")))
-        except json.JSONDecodeError as exc:
-            errors.append(f"Line {number}: not valid JSON ({exc.msg}).")
-        except InvalidInput as exc:
-            errors.append(str(exc))
-    if errors:
-        raise _refused(errors)
-    return found
-
-
-def _refused(errors: Sequence[str]) -> InvalidInput:
-    shown = list(errors[:SHOWN_ERRORS])
-    if len(errors) > SHOWN_ERRORS:
-        shown.append(f"… and {len(errors) - SHOWN_ERRORS} more.")
-    return InvalidInput("\n".join(["Nothing was recorded:", *shown]))
+    return read_jsonl(lines, lambda fields, where: parse_design(fields, where=where))
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,7 +276,7 @@ def record_designs(
         except InvalidInput as exc:
             errors.append(f"{where}: {exc}.")
     if errors:
-        raise _refused(errors)
+        raise nothing_recorded(errors)
     known = _known_ids(session, actor, [item.design_id for item in items])
     added: list[tuple[DesignIn, _Refs]] = []
     for item, ref in zip(items, refs, strict=True):

@@ -7,8 +7,10 @@ a generator configuration; every role reads, so managers see the results.
 
 from __future__ import annotations
 
+import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import ValidationError
@@ -115,3 +117,39 @@ def _singular(word: str) -> str:
     if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
         return word[:-1]
     return word
+
+
+T = TypeVar("T")
+SHOWN_ERRORS = 20  # bad lines named when a file is refused
+
+
+def read_jsonl(
+    lines: Iterable[str], parse: Callable[[Mapping[str, object], str], T]
+) -> list[tuple[int, T]]:
+    """A JSONL file as (line number, parse(fields, "Line N: ")); any bad line refuses the whole
+    file, naming every bad line (the first SHOWN_ERRORS of them). Blank lines are skipped."""
+    found: list[tuple[int, T]] = []
+    errors: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            fields = json.loads(line)
+            if not isinstance(fields, dict):
+                raise InvalidInput(f"Line {number}: not a JSON object.")
+            found.append((number, parse(fields, f"Line {number}: ")))
+        except json.JSONDecodeError as exc:
+            errors.append(f"Line {number}: not valid JSON ({exc.msg}).")
+        except InvalidInput as exc:
+            errors.append(str(exc))
+    if errors:
+        raise nothing_recorded(errors)
+    return found
+
+
+def nothing_recorded(errors: Sequence[str]) -> InvalidInput:
+    """One error for a refused file: what was wrong, the first SHOWN_ERRORS lines of it."""
+    shown = list(errors[:SHOWN_ERRORS])
+    if len(errors) > SHOWN_ERRORS:
+        shown.append(f"… and {len(errors) - SHOWN_ERRORS} more.")
+    return InvalidInput("\n".join(["Nothing was recorded:", *shown]))

@@ -15,7 +15,6 @@ rates count the uses whose outcome was reported.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,10 +30,9 @@ from core import experiments, sql
 from core.access import Actor, Role, require_role
 from core.errors import InvalidInput, NotFound
 from core.experiments import RESPONSE_KIND, OutcomeCounts, outcome_columns
-from core.studio import READERS, input_error, label
+from core.studio import READERS, input_error, label, nothing_recorded, read_jsonl
 from db.models import DesignTemplate, TemplateUse, UseOutcome, utcnow
 
-SHOWN_ERRORS = 20
 CHUNK = 500
 Bucket = Literal["day", "week"]
 BUCKETS: dict[str, Callable[[Any], ColumnElement[str]]] = {"day": sql.day, "week": sql.week}
@@ -173,30 +171,7 @@ def parse_report(fields: dict[str, Any], *, where: str = "") -> Report:
 def read_reports(lines: Iterable[str]) -> list[tuple[int, Report]]:
     """A JSONL file of uses and outcomes as (line number, report); any bad line refuses the
     whole file, naming every bad line (the first SHOWN_ERRORS of them)."""
-    found: list[tuple[int, Report]] = []
-    errors: list[str] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            fields = json.loads(line)
-            if not isinstance(fields, dict):
-                raise InvalidInput(f"Line {number}: not a JSON object.")
-            found.append((number, parse_report(fields, where=f"Line {number}: ")))
-        except json.JSONDecodeError as exc:
-            errors.append(f"Line {number}: not valid JSON ({exc.msg}).")
-        except InvalidInput as exc:
-            errors.append(str(exc))
-    if errors:
-        raise _refused(errors)
-    return found
-
-
-def _refused(errors: Sequence[str]) -> InvalidInput:
-    shown = list(errors[:SHOWN_ERRORS])
-    if len(errors) > SHOWN_ERRORS:
-        shown.append(f"… and {len(errors) - SHOWN_ERRORS} more.")
-    return InvalidInput("\n".join(["Nothing was recorded:", *shown]))
+    return read_jsonl(lines, lambda fields, where: parse_report(dict(fields), where=where))
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,7 +343,7 @@ def record_reports(
         if isinstance(item, OutcomeIn) and item.use_id not in reported:
             errors.append(f"{_where(item, n, lines)}: no use with this id was reported.")
     if errors:
-        raise _refused(errors)
+        raise nothing_recorded(errors)
     windows = experiments.experiment_windows(session, actor, template_ids.values())
     # Rows are written in use-id order (a stable sort keeps a use's own reports in order), so
     # two batches sharing use ids lock them in the same order and never deadlock.
