@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8501
-# Tests run on every core (two in CI); a module stays on one worker, so its fixtures start once.
-PYTEST_ARGS ?= -n auto --dist loadfile
+# Tests run on every core (two in CI); idle workers take tests from busy ones (worksteal), so
+# the long browser tests of one module spread over both.
+PYTEST_ARGS ?= -n auto --dist worksteal
 
 .PHONY: run test lint format bench install clean-db
 
