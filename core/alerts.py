@@ -31,7 +31,7 @@ from core import audit, registry
 from core.access import Actor, Role, require_role
 from core.analytics import headline
 from core.errors import InvalidInput, StaleEdit
-from core.shop_settings import ensure_settings_row, settings_id
+from core.shop_settings import compare_and_set, settings_id
 from core.snapshots import as_utc
 from db.models import AlertEvent, AlertKind, ShopSettings, utcnow
 
@@ -189,31 +189,6 @@ def alert_thresholds(*, session: Session, actor: Actor) -> AlertThresholds:
     )
 
 
-def _compare_and_set(
-    session: Session, actor: Actor, new: AlertThresholds, expected_version: int
-) -> bool:
-    """Save `new` if the thresholds are still at `expected_version`: of two admins saving at
-    once, exactly one moves the version on (the other's UPDATE matches no row)."""
-    ensure_settings_row(session=session, actor=actor)
-    statement = (
-        update(ShopSettings)
-        .where(
-            col(ShopSettings.tenant_id) == actor.tenant_id,
-            col(ShopSettings.alert_version) == expected_version,
-        )
-        .values(
-            alert_intent_accuracy=new.intent_accuracy,
-            alert_escalation_rate=new.escalation_rate,
-            alert_macro_f1=new.macro_f1,
-            alert_misclassification=new.misclassification,
-            alert_version=expected_version + 1,
-            updated_at=utcnow(),
-            updated_by=actor.user_id,
-        )
-    )
-    return session.exec(statement).rowcount == 1
-
-
 def set_alert_thresholds(
     *,
     session: Session,
@@ -232,8 +207,18 @@ def set_alert_thresholds(
         if not 0 <= value <= 1:
             raise InvalidInput(f"The {kind} threshold must lie between 0 and 1 (got {value}).")
     before = alert_thresholds(session=session, actor=actor)
-    if before.version != expected_version or not _compare_and_set(
-        session, actor, new, expected_version
+    values = {
+        "alert_intent_accuracy": new.intent_accuracy,
+        "alert_escalation_rate": new.escalation_rate,
+        "alert_macro_f1": new.macro_f1,
+        "alert_misclassification": new.misclassification,
+    }
+    if before.version != expected_version or not compare_and_set(
+        session=session,
+        actor=actor,
+        version_field="alert_version",
+        expected_version=expected_version,
+        values=values,
     ):
         raise StaleEdit(
             "Another admin changed the alert thresholds since you loaded them; "

@@ -1295,5 +1295,8 @@ def experiment_status(slug: str, as_json: bool) -> None:
     emit({"experiments": [_experiment_json(f) for f in found]}, as_json, text)
 
 
+# Command groups kept in their own modules register themselves on `main` when imported.
+from core import cli_memory  # noqa: E402, F401
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from itertools import accumulate
 from types import MappingProxyType
@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, insert
 from sqlmodel import Session, SQLModel, col, select
 
-from core import audit, review_groups
+from core import audit, memory, memory_patterns, review_groups
 from core.access import Actor, Role
 from core.errors import InvalidInput
 from core.profiles import seed_default_profiles
@@ -1350,16 +1350,60 @@ def _plan_conversation(traffic: _Traffic, number: int, started: datetime) -> _Co
     escalated = rng.random() < max(traffic.intents[name].escalation for name in intents)
     channel = rng.choices(CHANNELS, weights=CHANNEL_WEIGHTS)[0]
     exchanges, agent_reply = _plan_exchanges(traffic, intents, channel, started, escalated)
+    customer_id = _customer_id(rng, spec.customers)
+    external_id = f"{spec.prefix}-c-{number:06d}"
     return _ConversationPlan(
-        external_id=f"{spec.prefix}-c-{number:06d}",
-        customer_id=_customer_id(rng, spec.customers),
+        external_id=external_id,
+        customer_id=customer_id,
         channel=channel,
         started_at=started,
         escalated=escalated,
         resolved=_resolved(rng, escalated),
-        exchanges=exchanges,
+        exchanges=_with_personal_note(f"{spec.prefix}:{customer_id}", external_id, exchanges),
         agent_reply=agent_reply,
     )
+
+
+# What regular customers tell the assistant about themselves now and then (core.memory
+# extracts it). Each customer has one set of facts; a conversation mentions one of them.
+ALLERGIES = ("lilies", "pollen", "chrysanthemums", "daisies")
+FAVORITE_FLOWERS = ("peonies", "tulips", "sunflowers", "ranunculus", "roses")
+PREFERENCES = ("roses", "tulips", "pastel colours", "wildflowers", "white flowers")
+RECIPIENTS = ("mother", "wife", "husband", "sister", "grandmother", "best friend")
+NAMES = ("Anna", "Ben", "Chloe", "Daniel", "Emma", "Farid", "Grace", "Hiro", "Isla", "Jonas")
+MONTHS = ("January", "March", "May", "June", "September", "October", "December")
+NOTE_SHARE = 0.18  # of conversations where the customer mentions something about themselves
+
+
+def _personal_notes(customer: str) -> list[str]:
+    """The things one customer may say about themselves (the same every time)."""
+    rng = random.Random(customer)  # noqa: S311 - demo data, not secrets
+    notes = [
+        f"My name is {rng.choice(NAMES)}.",
+        f"I prefer {rng.choice(PREFERENCES)}.",
+        f"My favorite flowers are {rng.choice(FAVORITE_FLOWERS)}.",
+        f"It's for my {rng.choice(RECIPIENTS)}.",
+        f"My {rng.choice(RECIPIENTS)}'s birthday is {rng.choice(MONTHS)} {rng.randint(1, 28)}.",
+        f"Actually I prefer {rng.choice(PREFERENCES)} these days.",
+    ]
+    if rng.random() < 0.35:
+        notes.append(f"I'm allergic to {rng.choice(ALLERGIES)}, so please leave them out.")
+    if rng.random() < 0.2:
+        notes.append("Never send carnations.")
+    return notes
+
+
+def _with_personal_note(
+    customer: str, conversation: str, exchanges: tuple[_Exchange, ...]
+) -> tuple[_Exchange, ...]:
+    """Now and then the customer adds something about themselves to their first message.
+    Its own random stream: the rest of the demo stays the same with or without notes."""
+    rng = random.Random(conversation)  # noqa: S311 - demo data, not secrets
+    if not exchanges or rng.random() >= NOTE_SHARE:
+        return exchanges
+    first = exchanges[0]
+    question = f"{first.question.rstrip()} {rng.choice(_personal_notes(customer))}"
+    return (replace(first, question=question), *exchanges[1:])
 
 
 def _conversation_intents(traffic: _Traffic, started: datetime) -> list[str]:
@@ -1502,6 +1546,8 @@ def _create_shop(
     shop = ShopCounts(spec.name, tenant.slug, len(users), len(traffic.intents), **counts)
     _record_creation(session, actor, shop, seed, days)
     review_groups.refresh(session=session, actor=actor, text_hashes=None)
+    memory.extract_in_session(session=session, actor=actor)
+    memory_patterns.aggregate(session=session, actor=actor)
     session.flush()  # while the session is still bound to this shop (RLS checks the write)
     set_tenant(session, None)
     return shop

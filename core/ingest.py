@@ -16,10 +16,11 @@ from pydantic import BaseModel, ValidationError, field_validator
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from core import review_groups
+from core import memory, review_groups
 from core.access import Actor, Role, require_role
 from core.config import get_settings
 from core.errors import FileRefused, InvalidInput, validation_message
+from core.memory_rules import CompiledRules
 from core.registry import predict
 from core.text import message_key, text_hash
 from db.models import Conversation, Example, ExampleSource, ExampleStatus, Message, utcnow
@@ -33,6 +34,8 @@ class InteractionIn(BaseModel):
     customer_id: str = ""
     response: str | None = None
     escalated: bool = False
+    # How the conversation ended, once the assistant knows: True resolved, False unresolved.
+    resolved: bool | None = None
     created_at: datetime | None = None
 
     @field_validator("text")
@@ -93,9 +96,11 @@ def record_interaction(
     customer_id: str = "",
     response: str | None = None,
     escalated: bool = False,
+    resolved: bool | None = None,
     created_at: datetime | None = None,
 ) -> Recorded:
-    """Store one answered customer message as a pending example (admin or the assistant)."""
+    """Store one answered customer message as a pending example, and what it tells about the
+    customer as memories (admin or the assistant)."""
     item = parse_interaction(
         {
             "text": text,
@@ -103,6 +108,7 @@ def record_interaction(
             "customer_id": customer_id,
             "response": response,
             "escalated": escalated,
+            "resolved": resolved,
             "created_at": created_at,
         }
     )
@@ -115,8 +121,9 @@ def record_interactions(*, session: Session, actor: Actor, items: Iterable[Inter
     """Store a batch of interactions in the caller's transaction (all or nothing)."""
     require_role(actor, Role.ADMIN)
     count, hashes = 0, set()
+    rules = memory.active_rules(session=session, actor=actor)
     for item in items:
-        _record(session, actor, item)
+        _record(session, actor, item, rules)
         hashes.add(text_hash(item.text))
         count += 1
     review_groups.refresh(session=session, actor=actor, text_hashes=hashes)
@@ -144,7 +151,9 @@ def read_interactions(lines: Iterable[str]) -> list[InteractionIn]:
     return items
 
 
-def _record(session: Session, actor: Actor, item: InteractionIn) -> Recorded:
+def _record(
+    session: Session, actor: Actor, item: InteractionIn, rules: CompiledRules | None = None
+) -> Recorded:
     require_role(actor, Role.ADMIN)
     at = item.created_at or utcnow()
     key = message_key(item.conversation_id, "customer", item.text, at)
@@ -195,6 +204,9 @@ def _record(session: Session, actor: Actor, item: InteractionIn) -> Recorded:
     session.add(example)
     session.flush()
     assert example.id is not None and message.id is not None
+    if conversation.customer_id:
+        source = memory.Source(conversation.customer_id, message.id, conversation.id, item.text, at)
+        memory.remember(session=session, actor=actor, source=source, rules=rules)
     return Recorded(example.id, message.id, conversation.id)
 
 
@@ -232,6 +244,12 @@ def _conversation(
             assert conversation is not None
     if item.escalated and not conversation.escalated:
         conversation.escalated = True
+        session.add(conversation)
+    if item.customer_id and not conversation.customer_id:  # told only on a later message
+        conversation.customer_id = item.customer_id
+        session.add(conversation)
+    if item.resolved is not None and conversation.resolved != item.resolved:
+        conversation.resolved = item.resolved
         session.add(conversation)
     if conversation.ended_at is None or conversation.ended_at < at:
         conversation.ended_at = at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import update
@@ -89,6 +90,32 @@ def ensure_settings_row(*, session: Session, actor: Actor) -> None:
     """The shop's settings row, created with the defaults if missing (concurrency-safe)."""
     values = ShopSettings(tenant_id=actor.tenant_id, version=0).model_dump(exclude={"id"})
     session.execute(insert_unless_exists(session, ShopSettings, ["tenant_id"]).values(**values))
+
+
+def compare_and_set(
+    *,
+    session: Session,
+    actor: Actor,
+    version_field: str,
+    expected_version: int,
+    values: Mapping[str, object],
+) -> bool:
+    """Save `values` if the settings' `version_field` is still `expected_version`: of two
+    admins saving at once, exactly one moves the version on (the other's UPDATE matches no
+    row). Each group of settings has its own version, so editing one never makes another stale."""
+    ensure_settings_row(session=session, actor=actor)
+    version = getattr(ShopSettings, version_field)
+    statement = (
+        update(ShopSettings)
+        .where(col(ShopSettings.tenant_id) == actor.tenant_id, col(version) == expected_version)
+        .values(
+            **values,
+            **{version_field: expected_version + 1},
+            updated_at=utcnow(),
+            updated_by=actor.user_id,
+        )
+    )
+    return session.exec(statement).rowcount == 1  # type: ignore[call-overload]
 
 
 def settings_id(*, session: Session, actor: Actor) -> int | None:

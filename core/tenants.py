@@ -37,9 +37,11 @@ def create_tenant(*, session: Session, name: str, is_demo: bool = False) -> Tena
 
 
 def _give_starting_content(session: Session, tenant: Tenant) -> None:
-    """The florist studio's starter catalog, default styles, prompt and response templates, written
+    """The florist studio's starter catalog, default styles, prompt and response templates and
+    the default memory rules, written
     inside the new shop (so the tenant guard and RLS accept them), then back to the caller's."""
     from core.catalog import seed_starter_catalog
+    from core.memory import ensure_default_rules
     from core.responses import seed_default_responses
     from core.templates import seed_default_templates
 
@@ -51,6 +53,7 @@ def _give_starting_content(session: Session, tenant: Tenant) -> None:
         seed_starter_catalog(session=session, actor=setup)
         seed_default_templates(session=session, actor=setup)
         seed_default_responses(session=session, actor=setup)
+        ensure_default_rules(session=session, actor=setup)
         session.flush()
     finally:
         set_tenant(session, caller)

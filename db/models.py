@@ -7,7 +7,7 @@ Times are aware UTC datetimes on both backends.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -354,6 +354,22 @@ class ShopSettings(TenantOwned, table=True):
         default=0.15, ge=0, le=1, sa_column_kwargs={"server_default": text("0.15")}
     )
     alert_version: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
+    # Memory thresholds (core.memory): a pattern is a (kind, key, value) held by at least
+    # memory_pattern_customers customers at memory_pattern_confidence or more; it is proposed
+    # as knowledge from memory_knowledge_customers customers and memory_knowledge_success.
+    memory_pattern_customers: int = Field(
+        default=2, ge=2, sa_column_kwargs={"server_default": text("2")}
+    )
+    memory_pattern_confidence: float = Field(
+        default=0.7, ge=0, le=1, sa_column_kwargs={"server_default": text("0.7")}
+    )
+    memory_knowledge_customers: int = Field(
+        default=5, ge=2, sa_column_kwargs={"server_default": text("5")}
+    )
+    memory_knowledge_success: float = Field(
+        default=0.8, ge=0, le=1, sa_column_kwargs={"server_default": text("0.8")}
+    )
+    memory_version: int = Field(default=0, sa_column_kwargs={"server_default": text("0")})
 
 
 class GapStatus(StrEnum):
@@ -991,3 +1007,176 @@ class ResponseSearch(TenantOwned, table=True):
     active: bool = Field(default=True)
     document: str | None = Field(default=None, sa_column=Column(SEARCH_DOCUMENT, nullable=True))
     updated_at: datetime = Field(default_factory=utcnow)
+
+
+# --------------------------------------------------------------------------------------------
+# Memory: what the assistant learns about each customer (core.memory), the rules that extract
+# it, and what many customers of one shop share (patterns, and knowledge an admin approved).
+# --------------------------------------------------------------------------------------------
+
+
+class MemoryState(StrEnum):
+    CURRENT = "current"
+    SUPERSEDED = "superseded"  # a newer memory on the same key replaced it; kept as history
+    DELETED = "deleted"  # an admin removed it as wrong; kept so extraction does not redo it
+
+
+class KnowledgeStatus(StrEnum):
+    PROPOSED = "proposed"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+
+
+class MemoryRule(TenantOwned, table=True):
+    """A shop's extraction rule: a phrase in core.memory_rules' safe phrase language."""
+
+    __tablename__ = "memory_rule"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "name", name="uq_memory_rule_tenant_name"),
+        same_shop_parent("memory_rule"),
+        CheckConstraint("confidence > 0 AND confidence <= 1", name="ck_memory_rule_confidence"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    kind: str = Field(max_length=32)
+    phrase: str = Field(max_length=200)
+    key: str = Field(max_length=100)  # the key template ({key}, {value})
+    confidence: float
+    is_active: bool = Field(default=True)
+    builtin: bool = Field(default=False)
+    created_by: int | None = Field(default=None)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    version: int = Field(default=1)
+
+
+CURRENT_MEMORY = "state = 'current'"
+SOURCED_MEMORY = "message_id IS NOT NULL"
+
+
+class CustomerMemory(TenantOwned, table=True):
+    """One thing a customer told the assistant, with the message it came from.
+
+    A newer memory on the same (customer, kind, key) supersedes the current one, which stays
+    as history; at most one is current (a partial unique index). One message yields a given
+    (kind, key) once, so extracting a message again adds nothing."""
+
+    __tablename__ = "customer_memory"
+    __table_args__ = (
+        Index("ix_customer_memory_tenant_customer", "tenant_id", "customer_id", "observed_at"),
+        Index(
+            "uq_customer_memory_current",
+            "tenant_id",
+            "customer_id",
+            "kind",
+            "key",
+            unique=True,
+            sqlite_where=text(CURRENT_MEMORY),
+            postgresql_where=text(CURRENT_MEMORY),
+        ),
+        Index(
+            "uq_customer_memory_source",
+            "tenant_id",
+            "message_id",
+            "kind",
+            "key",
+            unique=True,
+            sqlite_where=text(SOURCED_MEMORY),
+            postgresql_where=text(SOURCED_MEMORY),
+        ),
+        # What aggregation groups by: current memories of the shop, by (kind, key, value).
+        Index(
+            "ix_customer_memory_tenant_pattern",
+            "tenant_id",
+            "kind",
+            "key",
+            "value",
+            "customer_id",
+            "confidence",
+            "since",
+            sqlite_where=text(CURRENT_MEMORY),
+            postgresql_where=text(CURRENT_MEMORY),
+        ),
+        Index("ix_customer_memory_tenant_rule", "tenant_id", "rule_id"),
+        CheckConstraint(
+            "state IN ('current', 'superseded', 'deleted')", name="ck_customer_memory_state"
+        ),
+        CheckConstraint(
+            "confidence >= 0 AND confidence <= 1", name="ck_customer_memory_confidence"
+        ),
+        same_shop_parent("customer_memory"),
+        same_shop_fk("rule_id", "memory_rule"),
+        same_shop_fk("message_id", "message"),
+        same_shop_fk("conversation_id", "conversation"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    customer_id: str = Field(max_length=128)
+    kind: str = Field(max_length=32)
+    key: str = Field(max_length=100)
+    value: str = Field(max_length=200)
+    date_value: date | None = Field(default=None)  # important dates; year 2000 when not said
+    confidence: float
+    mentions: int = Field(default=1)  # times the customer said it again
+    state: str = Field(default=MemoryState.CURRENT.value, max_length=16)
+    rule_id: int | None = Field(default=None)  # None: an admin wrote it
+    message_id: int | None = Field(default=None)  # provenance: the message it came from
+    conversation_id: int | None = Field(default=None)
+    observed_at: datetime = Field(default_factory=utcnow)  # when the customer said it
+    # Since when the customer has held this value: a repeat of the same value supersedes the
+    # row (each mention keeps its source) but carries `since` over.
+    since: datetime = Field(default_factory=utcnow)
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    ended_at: datetime | None = Field(default=None)  # when superseded or deleted
+    superseded_by: int | None = Field(default=None)
+    changed_by: int | None = Field(default=None)  # the admin who wrote or deleted it
+    version: int = Field(default=1)
+
+
+class MemoryPattern(TenantOwned, table=True):
+    """A (kind, key, value) that several customers of the shop hold (core.memory.aggregate)."""
+
+    __tablename__ = "memory_pattern"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "kind", "key", "value", name="uq_memory_pattern_value"),
+        Index("ix_memory_pattern_tenant_customers", "tenant_id", "customers"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    key: str = Field(max_length=100)
+    value: str = Field(max_length=200)
+    customers: int
+    avg_confidence: float
+    conversations: int = Field(default=0)  # of those customers, after the memory, outcome known
+    successes: int = Field(default=0)  # of those: resolved without escalation
+    computed_at: datetime = Field(default_factory=utcnow)
+
+
+class GlobalKnowledge(TenantOwned, table=True):
+    """A pattern proposed as knowledge for the whole shop; an admin approves or rejects it."""
+
+    __tablename__ = "global_knowledge"
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "kind", "key", "value", name="uq_global_knowledge_value"),
+        Index("ix_global_knowledge_tenant_status", "tenant_id", "status"),
+        CheckConstraint(
+            "status IN ('proposed', 'approved', 'rejected', 'withdrawn')",
+            name="ck_global_knowledge_status",
+        ),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=32)
+    key: str = Field(max_length=100)
+    value: str = Field(max_length=200)
+    status: str = Field(default=KnowledgeStatus.PROPOSED.value, max_length=16)
+    customers: int
+    avg_confidence: float
+    success_rate: float
+    conversations: int
+    proposed_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    decided_at: datetime | None = Field(default=None)
+    decided_by: int | None = Field(default=None)
+    note: str | None = Field(default=None, sa_column=Column(Text))
+    version: int = Field(default=1)
