@@ -13,7 +13,6 @@ florists see none of it.
 
 from __future__ import annotations
 
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -55,7 +54,7 @@ from db.models import (
     utcnow,
 )
 
-LOCK_CLASS = 0x6D65_6D6F  # the first key of the per-customer advisory lock ("memo")
+LOCK_CLASS = 0x6D65_6D6F  # the first key of the shop's memory-writer advisory lock ("memo")
 BACKFILL_BATCH = 2_000
 MAX_VALUE_LENGTH = 200
 ProgressFn = Callable[[int, int], None]
@@ -271,36 +270,50 @@ def remember(
     if not source.customer_id:
         return []
     found = extract(rules or active_rules(session=session, actor=actor), source.text)
-    if not found:
-        return []
-    _lock_customer(session, actor, source.customer_id)
-    stored = [_store(session, actor, source, item) for item in found]
-    return [row for row in stored if row is not None]
+    return _store_all(session, actor, [(source, found)]) if found else []
 
 
-def _lock_customer(session: Session, actor: Actor, customer_id: str) -> None:
-    """Serialize writers of one customer's memories (two replicas, one customer)."""
+def _lock_memories(session: Session, actor: Actor) -> None:
+    """Serialize the shop's memory writers (two replicas storing memories of one customer).
+    Taken only when a message told something; ingest takes review_groups' lock after it."""
     if is_postgres(session.connection()):
-        second = zlib.crc32(f"{actor.tenant_id}:{customer_id}".encode()) - 2**31
-        keys = (cast(literal(LOCK_CLASS), Integer), cast(literal(second), Integer))
+        keys = (cast(literal(LOCK_CLASS), Integer), cast(literal(actor.tenant_id), Integer))
         session.execute(select(func.pg_advisory_xact_lock(*keys)))
 
 
-def _store(
-    session: Session, actor: Actor, source: Source, item: Extracted
-) -> CustomerMemory | None:
-    already = session.exec(
-        select(CustomerMemory.id).where(
-            CustomerMemory.tenant_id == actor.tenant_id,
-            CustomerMemory.message_id == source.message_id,
-            CustomerMemory.kind == item.kind,
-            CustomerMemory.key == item.key,
-        )
-    ).first()
-    if already is not None:
-        return None
-    current = _current(session, actor, source.customer_id, item.kind, item.key)
-    row = CustomerMemory(
+Found = list[tuple[Source, list[Extracted]]]
+
+
+def _store_all(session: Session, actor: Actor, found: Found) -> list[CustomerMemory]:
+    """Store what a batch of messages told, in message order: what is already stored from
+    the same message is skipped; a newer memory supersedes the current one on its key."""
+    _lock_memories(session, actor)
+    seen = _already_extracted(session, actor, [source.message_id for source, _ in found])
+    currents = _currents(session, actor, {source.customer_id for source, _ in found})
+    stored = []
+    for source, items in found:
+        for item in items:
+            if (source.message_id, item.kind, item.key) in seen:
+                continue
+            seen.add((source.message_id, item.kind, item.key))
+            key = (source.customer_id, item.kind, item.key)
+            row = _new_memory(actor, source, item)
+            current = currents.get(key)
+            if current is None:
+                session.add(row)
+                currents[key] = row
+            elif _as_aware(current.observed_at) <= _as_aware(source.at):
+                _supersede(session, current, row)
+                currents[key] = row
+            else:  # an older message extracted late (a backfill after live traffic)
+                _file_as_history(session, current, row)
+            stored.append(row)
+    session.flush()
+    return stored
+
+
+def _new_memory(actor: Actor, source: Source, item: Extracted) -> CustomerMemory:
+    return CustomerMemory(
         tenant_id=actor.tenant_id,
         customer_id=source.customer_id,
         kind=item.kind,
@@ -314,28 +327,33 @@ def _store(
         observed_at=source.at,
         since=source.at,
     )
-    if current is None:
-        session.add(row)
-    elif _as_aware(current.observed_at) <= _as_aware(source.at):
-        _supersede(session, current, row)
-    else:  # an older message extracted late (a backfill after live traffic): history only
-        _file_as_history(session, current, row)
-    session.flush()
-    return row
 
 
-def _current(
-    session: Session, actor: Actor, customer_id: str, kind: str, key: str
-) -> CustomerMemory | None:
-    return session.exec(
+def _already_extracted(
+    session: Session, actor: Actor, message_ids: list[int]
+) -> set[tuple[int, str, str]]:
+    rows = session.execute(
+        sa_select(
+            col(CustomerMemory.message_id), col(CustomerMemory.kind), col(CustomerMemory.key)
+        ).where(
+            col(CustomerMemory.tenant_id) == actor.tenant_id,
+            col(CustomerMemory.message_id).in_(message_ids),
+        )
+    ).all()
+    return {(int(m), k, key) for m, k, key in rows}
+
+
+def _currents(
+    session: Session, actor: Actor, customers: set[str]
+) -> dict[tuple[str, str, str], CustomerMemory]:
+    rows = session.exec(
         select(CustomerMemory).where(
             CustomerMemory.tenant_id == actor.tenant_id,
-            CustomerMemory.customer_id == customer_id,
-            CustomerMemory.kind == kind,
-            CustomerMemory.key == key,
+            col(CustomerMemory.customer_id).in_(sorted(customers)),
             CustomerMemory.state == MemoryState.CURRENT.value,
         )
-    ).first()
+    ).all()
+    return {(m.customer_id, m.kind, m.key): m for m in rows}
 
 
 def _supersede(session: Session, current: CustomerMemory, new: CustomerMemory) -> None:
@@ -416,11 +434,13 @@ def _extract_batch(
     """Extract from the next `batch` customer messages after id `after`:
     (messages read, memories added, the last id read)."""
     rows = session.exec(_customer_messages(actor).where(col(Message.id) > after).limit(batch))
-    read = added = 0
+    read, found = 0, []
     for message_id, conversation_id, customer_id, text, at in rows.all():
-        source = Source(customer_id, message_id, conversation_id, text, at)
-        added += len(remember(session=session, actor=actor, source=source, rules=rules))
         read, after = read + 1, message_id
+        items = extract(rules, text)
+        if items:
+            found.append((Source(customer_id, message_id, conversation_id, text, at), items))
+    added = len(_store_all(session, actor, found)) if found else 0
     return read, added, after
 
 
@@ -658,7 +678,7 @@ def edit_memory(
     value, day = _checked_value(current.kind, value)
     if value == current.value:
         raise InvalidInput("The new value is the same as the current one; nothing changed.")
-    _lock_customer(session, actor, current.customer_id)
+    _lock_memories(session, actor)
     now = utcnow()
     new = CustomerMemory(
         tenant_id=actor.tenant_id,
@@ -753,7 +773,7 @@ def forget_customer(*, session: Session, actor: Actor, customer_id: str) -> Forg
     )
     if not customer_id or known is None:
         raise NotFound(f"No customer {customer_id!r} in this shop.")
-    _lock_customer(session, actor, customer_id)
+    _lock_memories(session, actor)
     memories = session.exec(
         delete(CustomerMemory).where(
             col(CustomerMemory.tenant_id) == actor.tenant_id,
