@@ -39,7 +39,7 @@ from sqlalchemy import select as select_columns
 from sqlalchemy.dialects import postgresql
 from sqlmodel import Session, SQLModel, col, select
 
-from core import audit, review_groups
+from core import audit, memory, review_groups
 from core.access import Actor, Role, require_role
 from core.config import Settings, get_settings
 from core.errors import FileRefused, InvalidInput
@@ -484,6 +484,7 @@ class _Import:
     intents_seen: set[str] = field(default_factory=set)
     created: dict[tuple[str, str], int] = field(default_factory=dict)  # (one, many) -> count
     waiting: set[str] = field(default_factory=set)  # text_hash of new pending examples
+    told: list[int] = field(default_factory=list)  # new customer messages: memories to extract
 
     def run(self) -> ImportReport:
         rows = _Rows(self.opened.spec, self.settings, self.actor.tenant_id)
@@ -507,6 +508,8 @@ class _Import:
             flush(batch)
         if restore is not None:
             _set_plan_cache_mode(self.session, restore)
+        if self.told:
+            memory.extract_messages(session=self.session, actor=self.actor, message_ids=self.told)
         if self.waiting:
             review_groups.refresh(session=self.session, actor=self.actor, text_hashes=self.waiting)
         return self._report()
@@ -640,6 +643,7 @@ class _Import:
             for i, row in enumerate(rows)
             if row["role"] == "customer" and row["dedupe_key"] in message_ids
         ]
+        self.told.extend(example["message_id"] for example in examples)
         if examples:
             self.session.execute(insert(Example), examples)
             self.waiting.update(row["text_hash"] for row in examples)

@@ -13,7 +13,7 @@ florists see none of it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import lru_cache
@@ -426,6 +426,22 @@ def extract_in_session(*, session: Session, actor: Actor) -> BackfillResult:
         done, memories = done + read, memories + added
         if not read:
             return BackfillResult(done, memories)
+
+
+def extract_messages(*, session: Session, actor: Actor, message_ids: Collection[int]) -> int:
+    """Extract from these stored messages (an import of conversations), in the caller's
+    transaction; only customer messages of known customers count. The memories added."""
+    require_role(actor, Role.ADMIN)
+    rules, added, ids = active_rules(session=session, actor=actor), 0, sorted(message_ids)
+    for chunk in _chunks(ids, BACKFILL_BATCH):
+        rows = session.exec(_customer_messages(actor).where(col(Message.id).in_(chunk)))
+        found = [
+            (Source(customer, mid, cid, text, at), items)
+            for mid, cid, customer, text, at in rows.all()
+            if (items := extract(rules, text))
+        ]
+        added += len(_store_all(session, actor, found)) if found else 0
+    return added
 
 
 def _extract_batch(

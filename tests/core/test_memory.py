@@ -466,3 +466,28 @@ def test_rules_load_once_per_version(engine, shop):
         s.add(rule)
         s.flush()
         assert memory.active_rules(session=s, actor=shop.admin) is not first
+
+
+def test_an_imported_conversation_log_is_remembered(engine, shop):
+    import io
+
+    from core.dataset import import_file
+    from core.file_spec import ReadSpec
+
+    log = (
+        "conversation_id,customer_id,role,text\n"
+        "imp-1,cust-9,customer,\"Hi, I'm allergic to lilies.\"\n"
+        "imp-1,cust-9,assistant,Noted!\n"
+        "imp-2,,customer,My name is Nobody.\n"
+    )
+    with session_scope(shop.admin, engine=engine) as s:
+        import_file(
+            session=s,
+            actor=shop.admin,
+            stream=io.BytesIO(log.encode()),
+            filename="log.csv",
+            spec=ReadSpec(kind="conversations", file_format="csv"),
+        )
+    assert current(engine, shop.admin, "cust-9") == {("allergy", "lilies"): "lilies"}
+    with session_scope(shop.admin, engine=engine) as s:
+        assert s.exec(select(func.count()).select_from(CustomerMemory)).one() == (1,)
