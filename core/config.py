@@ -126,6 +126,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("TRELLIS_AUTO_RETRAIN_AFTER"),
         description="New reviewed examples since the last run that start a run by themselves.",
     )
+    encoder_path: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("TRELLIS_ENCODER_PATH"),
+        description="Local all-MiniLM-L6-v2 model directory (default: the packaged copy).",
+    )
 
 
 def get_settings() -> Settings:
