@@ -11,7 +11,7 @@ even when the application filter is bypassed.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -27,7 +27,7 @@ from sqlmodel import SQLModel, select
 from core.access import ALL_ROLES, Role
 from db.engine import TenantViolation, session_scope, tenant_models
 from db.models import TenantOwned, tenant_tables
-from tests.conftest import PgDatabase, truncate_all
+from tests.conftest import PgDatabase, SavedShops
 from tests.db.rows import (
     Row,
     build_values,
@@ -37,7 +37,7 @@ from tests.db.rows import (
     model_of,
     pk_column,
 )
-from tests.factories import Shop, make_shop
+from tests.factories import Shop
 
 TABLES = tenant_tables()
 
@@ -93,9 +93,10 @@ class World:
         return out
 
 
-def make_world(engine: Engine, table_name: str) -> World:
+def make_world(engine: Engine, table_name: str, shops: tuple[Shop, ...]) -> World:
+    """Shops A and B (made by make_shop, `shops`) and one row of the table for each."""
     table = SQLModel.metadata.tables[table_name]
-    a, b = make_shop(engine, "Shop A"), make_shop(engine, "Shop B")
+    a, b = shops
     with session_scope(a.admin, engine=engine) as s:
         a_row = insert_row(s, table, a.tenant_id)
     with session_scope(b.admin, engine=engine) as s:
@@ -105,6 +106,14 @@ def make_world(engine: Engine, table_name: str) -> World:
     snap = world.snapshot()
     assert a_row.pk in snap[a.tenant_id] and b_row.pk in snap[b.tenant_id]
     return world
+
+
+@pytest.fixture
+def world(
+    engine: Engine, start_with_shops: Callable[..., tuple[Shop, ...]]
+) -> Callable[[str], World]:
+    """make_world on the test's database (the two shops are put back from a copy)."""
+    return lambda table_name: make_world(engine, table_name, start_with_shops("Shop A", "Shop B"))
 
 
 matrix = pytest.mark.parametrize(
@@ -117,8 +126,8 @@ matrix = pytest.mark.parametrize(
 
 
 @matrix
-def test_select_without_filter_returns_only_own_rows(engine, table_name: str, role: Role):
-    w = make_world(engine, table_name)
+def test_select_without_filter_returns_only_own_rows(world, engine, table_name: str, role: Role):
+    w = world(table_name)
     own = set(w.snapshot()[w.a.tenant_id])
     with session_scope(w.a.actor(role), engine=engine) as s:
         rows = s.exec(select(w.model)).all()
@@ -129,16 +138,16 @@ def test_select_without_filter_returns_only_own_rows(engine, table_name: str, ro
 
 
 @matrix
-def test_get_of_other_tenant_row_is_none(engine, table_name: str, role: Role):
-    w = make_world(engine, table_name)
+def test_get_of_other_tenant_row_is_none(world, engine, table_name: str, role: Role):
+    w = world(table_name)
     with session_scope(w.a.actor(role), engine=engine) as s:
         assert s.get(w.model, w.b_row.pk) is None
         assert s.get(w.model, w.a_row.pk) is not None
 
 
 @matrix
-def test_update_of_other_tenant_row_changes_nothing(engine, table_name: str, role: Role):
-    w = make_world(engine, table_name)
+def test_update_of_other_tenant_row_changes_nothing(world, engine, table_name: str, role: Role):
+    w = world(table_name)
     col = changeable_column(w.table)
     attr = getattr(w.model, col.name)
     before = w.snapshot()
@@ -160,8 +169,8 @@ def test_update_of_other_tenant_row_changes_nothing(engine, table_name: str, rol
 
 
 @matrix
-def test_delete_of_other_tenant_row_deletes_nothing(engine, table_name: str, role: Role):
-    w = make_world(engine, table_name)
+def test_delete_of_other_tenant_row_deletes_nothing(world, engine, table_name: str, role: Role):
+    w = world(table_name)
     before = w.snapshot()
     with session_scope(w.a.actor(role), engine=engine) as s:
         assert s.execute(delete(w.model).where(w.pk == w.b_row.pk)).rowcount == 0
@@ -174,8 +183,8 @@ def test_delete_of_other_tenant_row_deletes_nothing(engine, table_name: str, rol
 
 
 @matrix
-def test_adding_a_row_of_other_tenant_is_refused(engine, table_name: str, role: Role):
-    w = make_world(engine, table_name)
+def test_adding_a_row_of_other_tenant_is_refused(world, engine, table_name: str, role: Role):
+    w = world(table_name)
     before = w.snapshot()
     with pytest.raises(TenantViolation), session_scope(w.a.actor(role), engine=engine) as s:
         s.add(w.model(**w.b_new))
@@ -183,8 +192,8 @@ def test_adding_a_row_of_other_tenant_is_refused(engine, table_name: str, role: 
 
 
 @matrix
-def test_moving_own_row_to_other_tenant_is_refused(engine, table_name: str, role: Role):
-    w = make_world(engine, table_name)
+def test_moving_own_row_to_other_tenant_is_refused(world, engine, table_name: str, role: Role):
+    w = world(table_name)
     before = w.snapshot()
     with pytest.raises(TenantViolation), session_scope(w.a.actor(role), engine=engine) as s:
         obj = s.get(w.model, w.a_row.pk)
@@ -194,9 +203,9 @@ def test_moving_own_row_to_other_tenant_is_refused(engine, table_name: str, role
 
 
 @matrix
-def test_bulk_update_moving_own_row_to_other_tenant_is_refused(engine, table_name, role):
+def test_bulk_update_moving_own_row_to_other_tenant_is_refused(world, engine, table_name, role):
     """`update(Model).values(tenant_id=B)` on A's own row: the ORM statement form of the move."""
-    w = make_world(engine, table_name)
+    w = world(table_name)
     before = w.snapshot()
     with pytest.raises(TenantViolation), session_scope(w.a.actor(role), engine=engine) as s:
         s.execute(update(w.model).where(w.pk == w.a_row.pk).values(tenant_id=w.b.tenant_id))
@@ -212,9 +221,9 @@ INSERT_FORMS = {
 
 @matrix
 @pytest.mark.parametrize("form", list(INSERT_FORMS))
-def test_insert_statement_for_other_tenant_is_refused(engine, table_name, role, form):
+def test_insert_statement_for_other_tenant_is_refused(world, engine, table_name, role, form):
     """`session.execute(insert(Model)...)` with tenant_id = B: the ORM statement form of add."""
-    w = make_world(engine, table_name)
+    w = world(table_name)
     before = w.snapshot()
     stmt, params = INSERT_FORMS[form](w.model, w.b_new)
     with pytest.raises(TenantViolation), session_scope(w.a.actor(role), engine=engine) as s:
@@ -223,9 +232,11 @@ def test_insert_statement_for_other_tenant_is_refused(engine, table_name, role, 
 
 
 @matrix
-def test_bulk_update_by_primary_key_of_other_tenant_row_changes_nothing(engine, table_name, role):
+def test_bulk_update_by_primary_key_of_other_tenant_row_changes_nothing(
+    world, engine, table_name, role
+):
     """`session.execute(update(Model), [{pk: b_id, ...}])`: ORM bulk UPDATE by primary key."""
-    w = make_world(engine, table_name)
+    w = world(table_name)
     col = changeable_column(w.table)
     before = w.snapshot()
     with (
@@ -246,10 +257,12 @@ def test_bulk_update_by_primary_key_of_other_tenant_row_changes_nothing(engine, 
 per_table = pytest.mark.parametrize("table_name", TABLES)
 
 
-def pg_world(pg: PgDatabase, table_name: str) -> World:
+@pytest.fixture
+def pg_world(pg: PgDatabase, saved_shops: SavedShops) -> Callable[[str], World]:
     """The two shops and their rows, written through the app role on an emptied database."""
-    truncate_all(pg.owner)
-    return make_world(pg.app, table_name)
+    return lambda table_name: make_world(
+        pg.app, table_name, saved_shops.start(pg.app, pg, "Shop A", "Shop B")
+    )
 
 
 @contextmanager
@@ -278,8 +291,8 @@ def _assert_rls_refusal(exc: BaseException) -> None:
 
 
 @per_table
-def test_rls_hides_other_tenant_rows(pg: PgDatabase, table_name: str):
-    w = pg_world(pg, table_name)
+def test_rls_hides_other_tenant_rows(pg: PgDatabase, pg_world, table_name: str):
+    w = pg_world(table_name)
     with raw_as_tenant(pg, w.a.tenant_id) as conn:
         sql = f"SELECT count(*) FROM {_q(w.table)} WHERE tenant_id = :t"
         assert conn.execute(text(sql), {"t": w.b.tenant_id}).scalar() == 0
@@ -291,8 +304,8 @@ def test_rls_hides_other_tenant_rows(pg: PgDatabase, table_name: str):
 
 
 @per_table
-def test_rls_update_of_other_tenant_rows_touches_nothing(pg: PgDatabase, table_name: str):
-    w = pg_world(pg, table_name)
+def test_rls_update_of_other_tenant_rows_touches_nothing(pg: PgDatabase, pg_world, table_name: str):
+    w = pg_world(table_name)
     before = owner_counts(pg, w)
     with raw_as_tenant(pg, w.a.tenant_id) as conn:
         sql = f"UPDATE {_q(w.table)} SET tenant_id = tenant_id WHERE tenant_id = :t"
@@ -302,8 +315,8 @@ def test_rls_update_of_other_tenant_rows_touches_nothing(pg: PgDatabase, table_n
 
 
 @per_table
-def test_rls_delete_of_other_tenant_rows_deletes_nothing(pg: PgDatabase, table_name: str):
-    w = pg_world(pg, table_name)
+def test_rls_delete_of_other_tenant_rows_deletes_nothing(pg: PgDatabase, pg_world, table_name: str):
+    w = pg_world(table_name)
     before = owner_counts(pg, w)
     with raw_as_tenant(pg, w.a.tenant_id) as conn:
         sql = f"DELETE FROM {_q(w.table)} WHERE tenant_id = :t"
@@ -312,8 +325,8 @@ def test_rls_delete_of_other_tenant_rows_deletes_nothing(pg: PgDatabase, table_n
 
 
 @per_table
-def test_rls_insert_of_other_tenant_row_raises(pg: PgDatabase, table_name: str):
-    w = pg_world(pg, table_name)
+def test_rls_insert_of_other_tenant_row_raises(pg: PgDatabase, pg_world, table_name: str):
+    w = pg_world(table_name)
     before = owner_counts(pg, w)
     with pytest.raises(ProgrammingError) as caught, raw_as_tenant(pg, w.a.tenant_id) as conn:
         conn.execute(insert(w.table).values(**w.b_new))
@@ -322,8 +335,10 @@ def test_rls_insert_of_other_tenant_row_raises(pg: PgDatabase, table_name: str):
 
 
 @per_table
-def test_rls_update_moving_own_row_to_other_tenant_raises(pg: PgDatabase, table_name: str):
-    w = pg_world(pg, table_name)
+def test_rls_update_moving_own_row_to_other_tenant_raises(
+    pg: PgDatabase, pg_world, table_name: str
+):
+    w = pg_world(table_name)
     before = owner_counts(pg, w)
     pk = pk_column(w.table).name
     with pytest.raises(ProgrammingError) as caught, raw_as_tenant(pg, w.a.tenant_id) as conn:

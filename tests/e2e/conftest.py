@@ -135,19 +135,36 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser):  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="session")
+def browser_context(browser, demo_server):  # type: ignore[no-untyped-def]
+    """One context per server, so its HTTP cache keeps the app's scripts between tests (a
+    fresh context loads them again, ~1 s a page). Nothing of a login outlives its page: a
+    signed-in user lives in the server's session of that page's websocket."""
     context = browser.new_context(viewport={"width": 1366, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
+    yield context
     context.close()
 
 
+@pytest.fixture
+def page(browser_context):  # type: ignore[no-untyped-def]
+    page = browser_context.new_page()
+    page.set_default_timeout(30_000)
+    yield page
+    page.close()
+
+
+# Every chart in view has drawn (vega puts a canvas or an svg into its element; a chart in a
+# closed tab has no box and draws only when its tab opens).
+CHARTS_DRAWN = """() => [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')]
+    .filter((chart) => chart.getClientRects().length > 0)
+    .every((chart) => chart.querySelector("canvas, svg"))"""
+
+
 def settle(page) -> None:  # type: ignore[no-untyped-def]
-    """Wait until the app's script run has finished (websockets never go 'network idle')."""
+    """Wait until the app's script run has finished (websockets never go 'network idle') and
+    its charts have drawn, so a screenshot shows them."""
     page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for()
-    page.wait_for_timeout(300)  # let charts paint before a screenshot; not an assertion
+    page.wait_for_function(CHARTS_DRAWN)
 
 
 def shot(page, name: str) -> Path:  # type: ignore[no-untyped-def]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from core import demo
@@ -10,6 +12,12 @@ from tests.e2e.conftest import settle, shot
 
 pytestmark = pytest.mark.e2e
 BLOOM = [d for d in demo.demo_credentials() if d.shop == "Bloom & Co."]
+SAVED = re.compile(r"(Confirmed|Relabelled as) .+ \(\d+ messages?\)\.")
+IN_THE_FORM = """() => document.activeElement?.closest('[data-testid="stForm"]') != null"""
+# Paths whose SQL differs between the backends (login under row-level security, the review
+# queue and its locking, full-text search) run in the browser on both; the others once, on
+# SQLite: their core and page tests run on both backends already.
+SQLITE_ONLY = pytest.mark.parametrize("demo_server", ["sqlite"], indirect=True)
 
 
 def _log_in(page, base_url: str, username: str, password: str) -> None:
@@ -40,6 +48,7 @@ def test_each_demo_role_opens_its_pages_and_logs_out(demo_server, page, login):
     page.get_by_role("button", name="Log in").wait_for()
 
 
+@SQLITE_ONLY
 def test_wrong_password_shows_one_generic_message(demo_server, page):
     page.goto(demo_server)
     page.get_by_label("Username", exact=True).fill(BLOOM[0].username)
@@ -48,6 +57,7 @@ def test_wrong_password_shows_one_generic_message(demo_server, page):
     page.get_by_text("Wrong username or password.").wait_for()
 
 
+@SQLITE_ONLY
 def test_signed_out_deep_link_lands_on_the_login_form(demo_server, page):
     page.goto(f"{demo_server}/settings")
     page.get_by_role("button", name="Log in").wait_for()
@@ -58,6 +68,7 @@ def test_signed_out_deep_link_lands_on_the_login_form(demo_server, page):
     assert page.get_by_text("Page not found").count() == 0
 
 
+@SQLITE_ONLY
 def test_deep_link_opens_its_page_right_after_logging_in(demo_server, page):
     admin = next(d for d in BLOOM if d.role == "admin")
     page.goto(f"{demo_server}/settings")
@@ -65,9 +76,10 @@ def test_deep_link_opens_its_page_right_after_logging_in(demo_server, page):
     page.get_by_label("Password", exact=True).fill(admin.password)
     page.get_by_label("Password", exact=True).press("Enter")
     page.get_by_role("heading", name="Settings").wait_for()
-    assert page.get_by_role("tab", name="Audit log").is_visible()
+    page.get_by_role("tab", name="Audit log").wait_for()  # drawn after the heading: wait
 
 
+@SQLITE_ONLY
 def test_admin_uploads_checks_and_imports_a_file(demo_server, page, tmp_path):
     admin = next(d for d in BLOOM if d.role == "admin")
     _log_in(page, demo_server, admin.username, admin.password)
@@ -88,6 +100,7 @@ def test_admin_uploads_checks_and_imports_a_file(demo_server, page, tmp_path):
     shot(page, "admin-data-imported")
 
 
+@SQLITE_ONLY
 def test_admin_trains_in_the_browser_and_sees_the_run_live(demo_server, page):
     admin = next(d for d in BLOOM if d.role == "admin")
     _log_in(page, demo_server, admin.username, admin.password)
@@ -104,6 +117,7 @@ def test_admin_trains_in_the_browser_and_sees_the_run_live(demo_server, page):
     shot(page, "admin-training")
 
 
+@SQLITE_ONLY
 def test_florist_asks_the_playground(demo_server, page):
     florist = next(d for d in BLOOM if d.role == "florist")
     _log_in(page, demo_server, florist.username, florist.password)
@@ -123,14 +137,17 @@ def test_admin_reviews_three_items_from_the_keyboard(demo_server, page):
     page.get_by_role("heading", name="Review").wait_for()
     settle(page)
     shot(page, "admin-review")
-    # 1: the shortcut saves the preselected intent (the model's prediction)
+    # 1: the shortcut saves the preselected intent (the model's prediction, or for a likely
+    # label issue the intent that fits better; which comes first depends on the tests before),
+    # once the page has put the cursor into the form (a script in an iframe, after the run)
+    page.wait_for_function(IN_THE_FORM)
     page.keyboard.press("Control+Enter")
-    page.get_by_text("Confirmed").first.wait_for()
+    page.get_by_text(SAVED).first.wait_for()
     settle(page)
     # 2: Enter in a text field of the form saves as well
     page.get_by_label("Note (optional)").fill("checked in the browser")
     page.get_by_label("Note (optional)").press("Enter")
-    page.get_by_text("Confirmed").first.wait_for()
+    page.get_by_text(SAVED).first.wait_for()
     settle(page)
     # 3: reject, then undo it
     page.get_by_role("button", name="Reject").click()
@@ -142,6 +159,7 @@ def test_admin_reviews_three_items_from_the_keyboard(demo_server, page):
     assert page.get_by_test_id("stException").count() == 0
 
 
+@SQLITE_ONLY
 def test_manager_opens_analytics_and_the_charts_render(demo_server, page):
     manager = next(d for d in BLOOM if d.role == "manager")
     _log_in(page, demo_server, manager.username, manager.password)
@@ -151,7 +169,9 @@ def test_manager_opens_analytics_and_the_charts_render(demo_server, page):
     charts = page.get_by_test_id("stVegaLiteChart")
     charts.first.locator("canvas, svg").first.wait_for()  # vega drew, not just a placeholder
     assert charts.count() >= 5  # the five trends of the demo's 30 days
-    assert page.get_by_test_id("stMetric").count() == 7
+    metrics = page.get_by_test_id("stMetric")
+    metrics.nth(6).wait_for()
+    assert metrics.count() == 7
     assert page.get_by_test_id("stException").count() == 0
     shot(page, "manager-analytics")
     page.get_by_role("tab", name="Intents").click()
@@ -163,6 +183,7 @@ def test_manager_opens_analytics_and_the_charts_render(demo_server, page):
     shot(page, "manager-analytics-models")
 
 
+@SQLITE_ONLY
 def test_florist_edits_previews_and_saves_a_prompt_template_in_the_studio(demo_server, page):
     florist = next(d for d in BLOOM if d.role == "florist")
     _log_in(page, demo_server, florist.username, florist.password)
@@ -230,6 +251,7 @@ def test_admin_creates_a_response_template_searches_it_and_sees_it_suggested(dem
     page.get_by_role("heading", name="Suggested response templates").wait_for()
     settle(page)
     grid = page.get_by_test_id("stDataFrame").filter(has_text="Sunday delivery")
+    grid.first.wait_for()  # the grid writes its cells' text after it has drawn them
     assert grid.count() == 1
     assert page.get_by_test_id("stException").count() == 0
     shot(page, "admin-playground-suggestions")

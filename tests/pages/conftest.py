@@ -11,19 +11,21 @@ from streamlit.testing.v1 import AppTest
 
 from core.access import Actor
 from db.engine import get_engine
-from db.migrate import upgrade
+from tests.conftest import copy_sqlite
 from tests.factories import Shop, make_shop
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 
 
 @pytest.fixture
-def app_db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Engine]:
+def app_db(
+    migrated_sqlite: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Engine]:
     """A migrated SQLite file that the app under test uses through DATABASE_URL."""
+    copy_sqlite(migrated_sqlite, tmp_path / "trellis.db")
     url = f"sqlite:///{tmp_path / 'trellis.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
     engine = get_engine(url)
-    upgrade(engine)
     yield engine
     engine.dispose()
 

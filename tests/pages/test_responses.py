@@ -12,9 +12,8 @@ from sqlmodel import select
 
 from core import registry, responses, templates
 from db.engine import get_engine, session_scope
-from db.migrate import upgrade
 from db.models import DesignTemplateVersion, TemplateKind
-from tests.conftest import truncate_all
+from tests.conftest import copy_sqlite, truncate_all
 from tests.core.test_registry import tiny_model
 from tests.factories import Shop, make_shop
 
@@ -26,9 +25,9 @@ def db(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator[Engine
     """The app's database: a migrated SQLite file, or the run's PostgreSQL as the app role
     (row-level security on; search through the tsvector index)."""
     if request.param == "sqlite":
+        copy_sqlite(request.getfixturevalue("migrated_sqlite"), tmp_path / "trellis.db")
         url = f"sqlite:///{tmp_path / 'trellis.db'}"
         engine = get_engine(url)
-        upgrade(engine)
     else:
         pg = request.getfixturevalue("pg")
         truncate_all(pg.owner)
