@@ -37,6 +37,7 @@ else:
         )
         for s in SCREENS
     ]
-    current = st.navigation(pages)
+    # Every page the role may open stays listed: collapsed, the menu hides some behind "View more".
+    current = st.navigation(pages, expanded=True)
     sidebar_identity(actor)
     current.run()

@@ -1,4 +1,5 @@
-"""Settings (admin): the shop's users, its review and alert thresholds, and the audit log."""
+"""Settings (admin): the shop's users, its review, alert and memory thresholds, and the audit
+log."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from core.alerts import RULES, alert_thresholds, set_alert_thresholds
 from core.auth import refresh_actor
 from core.config import get_settings
 from core.errors import PermissionDenied, StaleEdit, TrellisError
+from core.memory_patterns import MemoryThresholds, memory_thresholds, set_memory_thresholds
 from core.shop_settings import review_thresholds, set_review_thresholds
 from db.engine import session_scope
 from db.models import AlertKind
@@ -20,10 +22,13 @@ from pages.ui.actions import FLASH_KEY, flash, read, run_action
 from pages.ui.guard import require_page
 
 actor = require_page("settings")
-users_tab, review_tab, alerts_tab, audit_tab = st.tabs(["Users", "Review", "Alerts", "Audit log"])
+users_tab, review_tab, alerts_tab, memory_tab, audit_tab = st.tabs(
+    ["Users", "Review", "Alerts", "Memory", "Audit log"]
+)
 
 THRESHOLDS_NOTICE = "review_thresholds_notice"  # what the last save of the thresholds said
 ALERTS_NOTICE = "alert_thresholds_notice"  # the same for the alert thresholds
+MEMORY_NOTICE = "memory_thresholds_notice"  # the same for the memory thresholds
 ALERT_SLIDERS = {  # kind -> (slider label, why it matters)
     AlertKind.INTENT_ACCURACY: (
         "Alert when intent accuracy falls below",
@@ -425,6 +430,105 @@ def _save_alert_thresholds(actor: Actor, version: int) -> None:
     )
 
 
+def _memory_key(name: str, version: int) -> str:
+    return f"memory_{name}_{version}"
+
+
+def _memory_thresholds(actor: Actor) -> None:
+    current = read(actor, lambda s: memory_thresholds(session=s, actor=actor))
+    # Keys carry the version: when the saved thresholds change, the form starts from them.
+    version = current.version
+    _show_notice(MEMORY_NOTICE)
+    st.markdown(
+        "On the **Memory** page, a *pattern* is something several customers told the assistant "
+        "(the same kind, key and value, such as an allergy to lilies); *knowledge* is proposed "
+        "from a pattern that enough customers share and whose holders' later conversations went "
+        "well. Nothing becomes knowledge until an admin approves it there."
+    )
+    with st.form(f"memory_thresholds_{version}"):
+        c1, c2 = st.columns(2)
+        c1.number_input(
+            "Customers a pattern needs",
+            min_value=2,
+            max_value=100_000,
+            value=current.pattern_customers,
+            step=1,
+            key=_memory_key("pattern_customers", version),
+            help="How many customers must hold the same memory for it to be a pattern.",
+        )
+        c2.slider(
+            "Memory confidence a pattern counts from",
+            min_value=0.0,
+            max_value=1.0,
+            value=current.pattern_confidence,
+            step=0.01,
+            format="%.2f",
+            key=_memory_key("pattern_confidence", version),
+            help="Memories extracted with less confidence than this are left out of patterns.",
+        )
+        c3, c4 = st.columns(2)
+        c3.number_input(
+            "Customers knowledge needs",
+            min_value=2,
+            max_value=100_000,
+            value=current.knowledge_customers,
+            step=1,
+            key=_memory_key("knowledge_customers", version),
+            help="At least as many as a pattern needs.",
+        )
+        c4.slider(
+            "Success rate knowledge needs",
+            min_value=0,
+            max_value=100,
+            value=round(current.knowledge_success * 100),
+            step=1,
+            format="%d%%",
+            key=_memory_key("knowledge_success", version),
+            help="Of the holders' conversations after they said it, with a known outcome, the "
+            "share resolved without escalation.",
+        )
+        st.form_submit_button(
+            "Save memory thresholds",
+            type="primary",
+            on_click=_save_memory_thresholds,
+            args=(actor, version),
+        )
+    st.caption(
+        f"Saved values: patterns from {current.pattern_customers} customers at confidence "
+        f"{current.pattern_confidence:.2f}; knowledge from {current.knowledge_customers} "
+        f"customers and a {current.knowledge_success:.0%} success rate"
+        + ("" if version else " (the defaults: no admin has changed them yet)")
+        + ". Changes apply from the next aggregation and are kept in the audit log."
+    )
+
+
+def _save_memory_thresholds(actor: Actor, version: int) -> None:
+    """The Save button's callback (see _save_thresholds): stale edits come back as a warning."""
+    new = MemoryThresholds(
+        pattern_customers=int(st.session_state[_memory_key("pattern_customers", version)]),
+        pattern_confidence=float(st.session_state[_memory_key("pattern_confidence", version)]),
+        knowledge_customers=int(st.session_state[_memory_key("knowledge_customers", version)]),
+        knowledge_success=int(st.session_state[_memory_key("knowledge_success", version)]) / 100,
+    )
+    try:
+        with session_scope(actor) as s:
+            fresh = refresh_actor(session=s, actor=actor)
+            if fresh is None:
+                raise PermissionDenied("Your account was deactivated; nothing was saved.")
+            saved = set_memory_thresholds(session=s, actor=fresh, new=new, expected_version=version)
+    except StaleEdit as exc:
+        st.session_state[MEMORY_NOTICE] = ("stale", str(exc))
+        return
+    except TrellisError as exc:
+        st.session_state[MEMORY_NOTICE] = ("error", str(exc))
+        return
+    st.session_state[FLASH_KEY] = (
+        f"Saved the memory thresholds: patterns from {saved.pattern_customers} customers at "
+        f"confidence {saved.pattern_confidence:.2f}; knowledge from {saved.knowledge_customers} "
+        f"customers and a {saved.knowledge_success:.0%} success rate."
+    )
+
+
 with users_tab:
     rows = read(actor, lambda s: users.list_users(session=s, actor=actor))
     _user_table(rows)
@@ -436,6 +540,9 @@ with review_tab:
 
 with alerts_tab:
     _alert_thresholds(actor)
+
+with memory_tab:
+    _memory_thresholds(actor)
 
 with audit_tab:
     _audit_log(actor)

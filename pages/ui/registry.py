@@ -27,6 +27,7 @@ SCREENS: tuple[Screen, ...] = (
     Screen("review", "Review", ":material/rate_review:", (Role.ADMIN,)),
     Screen("corrections", "Corrections", ":material/history:", (Role.ADMIN,)),
     Screen("analytics", "Analytics", ":material/monitoring:", (Role.ADMIN, Role.MANAGER)),
+    Screen("memory", "Memory", ":material/psychology:", (Role.ADMIN, Role.MANAGER)),
     Screen("training", "Training", ":material/model_training:", (Role.ADMIN, Role.MANAGER)),
     Screen("playground", "Playground", ":material/chat:", (Role.ADMIN, Role.FLORIST)),
     Screen("catalog", "Catalog", ":material/inventory_2:", (Role.ADMIN, Role.FLORIST)),

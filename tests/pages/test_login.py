@@ -97,4 +97,4 @@ def test_a_role_change_applies_to_an_open_session(app, shops, app_db):
     at = at.run()
     assert not at.error
     assert at.session_state["actor"].role.value == "admin"
-    assert [t.label for t in at.tabs] == ["Users", "Review", "Alerts", "Audit log"]
+    assert [t.label for t in at.tabs] == ["Users", "Review", "Alerts", "Memory", "Audit log"]

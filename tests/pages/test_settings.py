@@ -242,7 +242,7 @@ def _save_alerts(at):
 def test_admin_saves_alert_thresholds_audited_for_their_shop_only(app, shops, app_db):
     bloom, fern = shops
     at = _settings(app, bloom.admin)
-    assert [t.label for t in at.tabs] == ["Users", "Review", "Alerts", "Audit log"]
+    assert [t.label for t in at.tabs] == ["Users", "Review", "Alerts", "Memory", "Audit log"]
     assert _slider(at, "Alert when intent accuracy").value == 70  # seed defaults, in percent
     assert _slider(at, "Alert when the escalation rate").value == 30
     assert _slider(at, "Alert when the serving model's macro-F1").value == 0.7
