@@ -550,15 +550,13 @@ def find_customers(
             )
         )
     conv_sub = conv.subquery()
-    mem = (
-        select(CustomerMemory.customer_id, func.count().label("memories"))
-        .where(
-            CustomerMemory.tenant_id == actor.tenant_id,
-            CustomerMemory.state == MemoryState.CURRENT.value,
-        )
-        .group_by(col(CustomerMemory.customer_id))
-        .subquery()
+    counted = select(CustomerMemory.customer_id, func.count().label("memories")).where(
+        CustomerMemory.tenant_id == actor.tenant_id,
+        CustomerMemory.state == MemoryState.CURRENT.value,
     )
+    if query:  # count the memories of the customers found, not of the whole shop
+        counted = counted.where(col(CustomerMemory.customer_id).in_(select(conv_sub.c.customer_id)))
+    mem = counted.group_by(col(CustomerMemory.customer_id)).subquery()
     memories = func.coalesce(mem.c.memories, 0)
     rows = session.exec(
         select(conv_sub.c.customer_id, memories, conv_sub.c.conversations, conv_sub.c.last_seen)

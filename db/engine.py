@@ -65,7 +65,15 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, parsed.database)
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # No just-in-time compilation: the planner over-estimates some shop-wide joins and spends
+    # longer compiling them than running them (memory's customer search: 1.15 of 1.30 s).
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=10,
+        connect_args={"options": "-c jit=off"},
+    )
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:

@@ -145,7 +145,9 @@ class Conversation(TenantOwned, table=True):
     __table_args__ = (
         UniqueConstraint("tenant_id", "external_id", name="uq_conversation_tenant_external"),
         Index("ix_conversation_tenant_started", "tenant_id", "started_at"),
-        Index("ix_conversation_tenant_customer", "tenant_id", "customer_id"),
+        # A customer's conversations in time order: memory's success rates ("started after
+        # the customer said it") and the customer views.
+        Index("ix_conversation_tenant_customer_started", "tenant_id", "customer_id", "started_at"),
         same_shop_parent("conversation"),
     )
     id: int | None = Field(default=None, primary_key=True)
