@@ -476,7 +476,7 @@ def test_an_imported_conversation_log_is_remembered(engine, shop):
 
     log = (
         "conversation_id,customer_id,role,text\n"
-        "imp-1,cust-9,customer,\"Hi, I'm allergic to lilies.\"\n"
+        'imp-1,cust-9,customer,"Hi, I\'m allergic to lilies."\n'
         "imp-1,cust-9,assistant,Noted!\n"
         "imp-2,,customer,My name is Nobody.\n"
     )
