@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
-from db.engine import get_engine
+from core.access import Actor
+from core.tenants import get_by_slug
+from db.engine import get_engine, make_engine, session_scope
 from tests.conftest import copy_sqlite
 from tests.factories import run_cli
 
@@ -32,3 +36,20 @@ def cli_shop(cli_shop_database: Path, tmp_path: Path, monkeypatch: pytest.Monkey
     url = f"sqlite:///{tmp_path / 'cli.db'}"
     monkeypatch.setenv("DATABASE_URL", url)
     return url
+
+
+@pytest.fixture
+def cli_engine(cli_shop: str) -> Iterator[Engine]:
+    """An engine on the cli_shop database, for setting up and checking what the CLI did."""
+    engine = make_engine(cli_shop)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def admin(cli_engine: Engine) -> Actor:
+    """The command line's actor in the shop 'Bloom'."""
+    with session_scope(None, engine=cli_engine) as s:
+        shop = get_by_slug(session=s, slug="bloom")
+        assert shop.id is not None
+        return Actor.cli(shop.id, shop.name)

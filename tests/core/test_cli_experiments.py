@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +11,10 @@ from sqlalchemy import Engine
 
 from core import experiments
 from core.access import Actor
-from core.tenants import get_by_slug
-from db.engine import make_engine, session_scope
+from db.engine import session_scope
 from db.models import DesignTemplate, DesignTemplateVersion, TemplateKind
 from tests.core.template_helpers import customers
 from tests.factories import run_cli
-
-
-@pytest.fixture
-def cli_engine(cli_shop: str) -> Iterator[Engine]:
-    engine = make_engine(cli_shop)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def admin(cli_engine: Engine) -> Actor:
-    with session_scope(None, engine=cli_engine) as s:
-        shop = get_by_slug(session=s, slug="bloom")
-        assert shop.id is not None
-        return Actor.cli(shop.id, shop.name)
 
 
 @pytest.fixture

@@ -3,35 +3,17 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine, func, select
 
 from core.access import Actor
 from core.ingest import record_interaction
-from core.tenants import get_by_slug
-from db.engine import make_engine, session_scope
+from db.engine import session_scope
 from db.models import Conversation, CustomerMemory, Message
 from tests.factories import run_cli
 
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def cli_engine(cli_shop: str) -> Iterator[Engine]:
-    engine = make_engine(cli_shop)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def admin(cli_engine: Engine) -> Actor:
-    with session_scope(None, engine=cli_engine) as s:
-        shop = get_by_slug(session=s, slug="bloom")
-        assert shop.id is not None
-        return Actor.cli(shop.id, shop.name)
 
 
 def say(engine: Engine, actor: Actor, text: str, customer: str, at: datetime, conv: str) -> int:
