@@ -26,9 +26,10 @@ SELECT * (no joins, no ordering), the floor any provenance-carrying read sits on
 Goal (issue 9): p95 <= 500 ms for the big customer, judged for both paths.
 Also, 5 repetitions each: the page's other reads (the customer list before a search, a search
 by a remembered value, the Patterns, Knowledge and Rules tabs, and the Customer analytics tab:
-overview, customer_stats' first page, distributions -- also all a manager sees). On PostgreSQL,
-the big customer and those reads again with JIT off, for comparison. Aggregation ("Aggregate
-now") is measured by benchmarks/memory_aggregate.py. The JSON carries the 1-minute load
+overview, customer_stats' first page, distributions -- also all a manager sees). Trellis's
+PostgreSQL connections run with JIT off (db.engine). `memory_page.py postgresql` (or sqlite)
+measures one backend. Aggregation ("Aggregate now") is measured by
+benchmarks/memory_aggregate.py. The JSON carries the 1-minute load
 average before and after (latency on a shared machine follows its load).
 """
 
@@ -488,24 +489,6 @@ def _other_views(engine: Engine, actor: Actor) -> dict[str, Any]:
     return found
 
 
-def _without_jit(app_url: str) -> Engine:
-    """An app engine whose connections run with PostgreSQL's JIT off."""
-    from sqlalchemy import event
-
-    from db.engine import make_engine
-
-    engine = make_engine(app_url)
-
-    @event.listens_for(engine, "connect")
-    def _jit_off(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("SET jit = off")
-        cursor.close()
-        dbapi_connection.commit()
-
-    return engine
-
-
 def bench(app_url: str, shop: Shop) -> dict[str, Any]:
     from core.access import Actor, Role
     from db.engine import make_engine
@@ -518,15 +501,6 @@ def bench(app_url: str, shop: Shop) -> dict[str, Any]:
         "other_views": _other_views(engine, actor),
     }
     engine.dispose()
-    if engine.dialect.name == "postgresql":
-        # The planner's cost estimates for the shop-wide groupings pass jit_above_cost, and
-        # compiling then costs more than the query: the same reads with JIT off, for comparison.
-        engine = _without_jit(app_url)
-        result["with_jit_off_for_comparison"] = {
-            "big_customer": _customer(engine, actor, BIG, BIG_CONVERSATIONS),
-            "other_views": _other_views(engine, actor),
-        }
-        engine.dispose()
     for path in ("customer_open", "customer_click"):
         p95 = result["big_customer"][path]["p95_ms"]
         result[f"goal_{path}_p95_ms_le_500"] = p95 <= GOAL_P95_MS
@@ -553,11 +527,14 @@ def main() -> None:
         "warmups": WARMUPS,
         "goal": "p95 <= 500 ms for a customer with 1,000 memories (customer_open, customer_click)",
     }
-    if pg_server_url():
-        result["postgresql"] = run("postgresql")
-    else:
-        result["postgresql"] = "skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL)"
-    result["sqlite"] = run("sqlite")
+    backends = sys.argv[1:] or ["postgresql", "sqlite"]  # one backend: its name as argument
+    if "postgresql" in backends:
+        if pg_server_url():
+            result["postgresql"] = run("postgresql")
+        else:
+            result["postgresql"] = "skipped: set BENCH_DATABASE_URL (or TEST_DATABASE_URL)"
+    if "sqlite" in backends:
+        result["sqlite"] = run("sqlite")
     print(json.dumps(result))
 
 
