@@ -19,7 +19,7 @@ from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Engine, Integer, and_, case, cast, delete, func, literal, or_, update
+from sqlalchemy import Engine, Integer, and_, case, cast, delete, func, literal, union, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -536,26 +536,28 @@ def find_customers(
         .where(Conversation.tenant_id == actor.tenant_id, Conversation.customer_id != "")
         .group_by(col(Conversation.customer_id))
     )
-    if query:
-        pattern = f"%{_like_escape(query.lower())}%"
-        by_memory = select(CustomerMemory.customer_id).where(
-            CustomerMemory.tenant_id == actor.tenant_id,
-            CustomerMemory.state == MemoryState.CURRENT.value,
-            func.lower(CustomerMemory.value).like(pattern, escape="\\"),
-        )
-        conv = conv.where(
-            or_(
-                func.lower(Conversation.customer_id).like(pattern, escape="\\"),
-                col(Conversation.customer_id).in_(by_memory),
-            )
-        )
-    conv_sub = conv.subquery()
     counted = select(CustomerMemory.customer_id, func.count().label("memories")).where(
         CustomerMemory.tenant_id == actor.tenant_id,
         CustomerMemory.state == MemoryState.CURRENT.value,
     )
-    if query:  # count the memories of the customers found, not of the whole shop
-        counted = counted.where(col(CustomerMemory.customer_id).in_(select(conv_sub.c.customer_id)))
+    if query:  # the customers found first; then only their conversations and memories
+        pattern = f"%{_like_escape(query.lower())}%"
+        matched = union(
+            select(Conversation.customer_id).where(
+                Conversation.tenant_id == actor.tenant_id,
+                Conversation.customer_id != "",
+                func.lower(Conversation.customer_id).like(pattern, escape="\\"),
+            ),
+            select(CustomerMemory.customer_id).where(
+                CustomerMemory.tenant_id == actor.tenant_id,
+                CustomerMemory.state == MemoryState.CURRENT.value,
+                func.lower(CustomerMemory.value).like(pattern, escape="\\"),
+            ),
+        ).subquery("matched")
+        found = select(matched.c.customer_id)
+        conv = conv.where(col(Conversation.customer_id).in_(found))
+        counted = counted.where(col(CustomerMemory.customer_id).in_(found))
+    conv_sub = conv.subquery()
     mem = counted.group_by(col(CustomerMemory.customer_id)).subquery()
     memories = func.coalesce(mem.c.memories, 0)
     rows = session.exec(
