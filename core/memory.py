@@ -579,8 +579,14 @@ def customer_memories(
     """A customer's memories, current ones first, each with its source message (admin).
     `history=True` adds the superseded and deleted ones."""
     require_role(actor, Role.ADMIN)
+    m = CustomerMemory
+    # Columns in MemoryView's order, not ORM objects: a customer may have thousands.
+    columns: tuple[Any, ...] = (m.id, m.customer_id, m.kind, m.key, m.value, m.date_value)
+    columns += (m.confidence,)
+    columns += (m.mentions, m.state, MemoryRule.name, m.message_id, Message.text)
+    columns += (Conversation.external_id, m.observed_at, m.since, m.ended_at, m.version)
     statement = (
-        select(CustomerMemory, MemoryRule.name, Message.text, Conversation.external_id)
+        sa_select(*(col(c) for c in columns))
         .outerjoin(
             MemoryRule,
             and_(
@@ -603,12 +609,12 @@ def customer_memories(
             ),
         )
         .where(
-            CustomerMemory.tenant_id == actor.tenant_id,
-            CustomerMemory.customer_id == customer_id,
+            col(CustomerMemory.tenant_id) == actor.tenant_id,
+            col(CustomerMemory.customer_id) == customer_id,
         )
     )
     if not history:
-        statement = statement.where(CustomerMemory.state == MemoryState.CURRENT.value)
+        statement = statement.where(col(CustomerMemory.state) == MemoryState.CURRENT.value)
     current_first = case((col(CustomerMemory.state) == MemoryState.CURRENT.value, 0), else_=1)
     statement = statement.order_by(
         current_first,
@@ -617,7 +623,7 @@ def customer_memories(
         col(CustomerMemory.observed_at).desc(),
         col(CustomerMemory.id).desc(),
     )
-    return [_view(m, rule, text, conv) for m, rule, text, conv in session.exec(statement).all()]
+    return [MemoryView(*row) for row in session.execute(statement).all()]
 
 
 def _view(m: CustomerMemory, rule: str | None, text: str | None, conv: str | None) -> MemoryView:
