@@ -25,7 +25,8 @@ def _log_in(page, base_url: str, username: str, password: str) -> None:
     page.get_by_label("Username", exact=True).fill(username)
     page.get_by_label("Password", exact=True).fill(password)
     page.get_by_label("Password", exact=True).press("Enter")  # the form submits from the keyboard
-    page.get_by_role("heading", name="Home").wait_for()
+    # Generous: under CI load, logging in while the other worker trains has taken over 30 s.
+    page.get_by_role("heading", name="Home").wait_for(timeout=90_000)
     settle(page)
 
 
@@ -251,7 +252,8 @@ def test_admin_creates_a_response_template_searches_it_and_sees_it_suggested(dem
     page.get_by_role("heading", name="Suggested response templates").wait_for()
     settle(page)
     grid = page.get_by_test_id("stDataFrame").filter(has_text="Sunday delivery")
-    grid.first.wait_for()  # the grid writes its cells' text after it has drawn them
+    # The grid writes its cells' text after it has drawn them, which under load takes a while.
+    grid.first.wait_for(timeout=90_000)
     assert grid.count() == 1
     assert page.get_by_test_id("stException").count() == 0
     shot(page, "admin-playground-suggestions")
